@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class InventoryConfig(AppConfig):
+    name = "inventory"
+
+    def ready(self) -> None:
+        from . import rooms
+
+        rooms.register()

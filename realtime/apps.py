@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    name = "realtime"
+    verbose_name = "Realtime"
+
+    def ready(self) -> None:
+        from .permissions import register_builtin_rooms
+        from .subscriptions import register_builtin_topics
+
+        register_builtin_rooms()
+        register_builtin_topics()

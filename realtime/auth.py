@@ -1,0 +1,130 @@
+"""JWT authentication of sockets: simplejwt access token -> user, in ASGI middleware.
+
+The token is read, in order, from the ``Authorization: Bearer`` header, the
+``token`` query parameter (browsers cannot set headers on a WebSocket), and a
+``Sec-WebSocket-Protocol`` value ``bearer.<token>`` (the consumer echoes it).
+Only access tokens count (``AccessToken`` checks ``token_type``; simplejwt's
+``UntypedToken`` would accept a refresh token, TRAPS.md), the algorithm is
+pinned by ``SIMPLE_JWT["ALGORITHM"]`` and ``exp`` must be present and future.
+
+The middleware never raises and never logs a token: it puts an ``AuthResult``
+in the scope (``scope["realtime.auth"]``) and the consumer refuses the socket
+with the result's code. Socket.IO may authenticate later, from its CONNECT
+packet, with ``authenticate()``.
+"""
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from .exceptions import AuthError
+
+SUBPROTOCOL_PREFIX = "bearer."
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    user: object
+    error: AuthError | None = None
+    expires_at: float | None = None  # the token's exp, epoch seconds
+    subprotocol: str | None = None  # to echo on accept
+    token_id: str | None = None  # jti, for revocation checks
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def token_from_scope(scope: dict) -> tuple[str | None, str | None]:
+    """(token, subprotocol to echo) from the header, the query string or a subprotocol."""
+    header = _header(scope, b"authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), None
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if query.get("token") and query["token"][0]:
+        return query["token"][0], None
+    for proto in scope.get("subprotocols", ()) or ():
+        if proto.startswith(SUBPROTOCOL_PREFIX) and len(proto) > len(SUBPROTOCOL_PREFIX):
+            return proto[len(SUBPROTOCOL_PREFIX):], proto
+    return None, None
+
+
+def validate_token(raw: object) -> AccessToken:
+    """A verified access token, or AuthError with the reason."""
+    if not raw or not isinstance(raw, str):
+        raise AuthError("token_missing")
+    if len(raw) > 4096:
+        raise AuthError("token_invalid")
+    try:
+        return AccessToken(raw)
+    except ExpiredTokenError as e:
+        raise AuthError("token_expired") from e
+    except TokenError as e:
+        raise AuthError("token_invalid") from e
+
+
+def user_for_token(token: AccessToken):
+    """The active user a token names, or AuthError('user_inactive')."""
+    user_id = token.payload.get(api_settings.USER_ID_CLAIM)
+    User = get_user_model()
+    try:
+        user = User.objects.get(**{api_settings.USER_ID_FIELD: user_id})
+    except (User.DoesNotExist, ValueError, TypeError) as e:
+        raise AuthError("user_inactive") from e
+    if not user.is_active:
+        raise AuthError("user_inactive")
+    return user
+
+
+def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult:
+    try:
+        token = validate_token(raw)
+        user = user_for_token(token)
+    except AuthError as e:
+        return AuthResult(AnonymousUser(), e, subprotocol=subprotocol)
+    return AuthResult(
+        user,
+        None,
+        expires_at=float(token.payload["exp"]),
+        subprotocol=subprotocol,
+        token_id=str(token.payload.get(api_settings.JTI_CLAIM, "")),
+    )
+
+
+authenticate = database_sync_to_async(authenticate_sync)
+
+
+class JWTAuthMiddleware:
+    """ASGI middleware: fills ``scope["user"]`` and ``scope["realtime.auth"]`` for sockets."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.inner(scope, receive, send)
+        scope = dict(scope)
+        raw, subprotocol = token_from_scope(scope)
+        if raw is None:
+            # No database trip for the common refusal. Socket.IO may still send
+            # its token in the CONNECT packet and authenticate then.
+            result = AuthResult(AnonymousUser(), AuthError("token_missing"))
+        else:
+            result = await authenticate(raw, subprotocol)
+        scope["realtime.auth"] = result
+        scope["user"] = result.user
+        return await self.inner(scope, receive, send)

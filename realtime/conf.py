@@ -1,0 +1,60 @@
+"""Settings of the realtime add-on: one dict, ``REALTIME``, over ``DEFAULTS``.
+
+Read lazily through ``rt_settings``; the cache is dropped on ``setting_changed``
+so tests can use ``override_settings(REALTIME=...)``.
+"""
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Full origins (scheme://host[:port]) allowed to open a socket from a browser,
+    # besides the server's own host. "*" allows any (development only).
+    "ALLOWED_ORIGINS": [],
+    # The room every connection may join for system-wide notifications.
+    "BROADCAST_ROOM": "broadcast",
+    # Largest client message accepted, in bytes (both protocols).
+    "MAX_MESSAGE_BYTES": 64 * 1024,
+    # Bytes a connection may have waiting to be written before it is closed as a
+    # slow consumer (daphne has no outbound backpressure, TRAPS.md).
+    "MAX_OUTBOUND_BACKLOG_BYTES": 2 * 1024 * 1024,
+    # Rooms one connection may hold at once.
+    "MAX_ROOMS_PER_CONNECTION": 200,
+    # Bound on a publish to the channel layer, so a dead Redis never hangs a request.
+    "PUBLISH_TIMEOUT": 2.0,
+    # Heartbeat for both protocols, seconds.
+    "PING_INTERVAL": 25.0,
+    "PING_TIMEOUT": 20.0,
+    # Socket.IO (Engine.IO) options.
+    "SOCKETIO_MAX_PAYLOAD": 1_000_000,
+}
+
+
+class RealtimeSettings:
+    """Attribute access to REALTIME settings with defaults, cached until changed."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid realtime setting: {name!r}")
+        if name not in self._cache:
+            user = getattr(settings, "REALTIME", {}) or {}
+            self._cache[name] = user.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+rt_settings = RealtimeSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REALTIME":
+        rt_settings.reload()
+
+
+setting_changed.connect(_reload)

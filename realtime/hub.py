@@ -1,0 +1,229 @@
+"""The per-process hub: joins each room's group once and fans events out to local sockets.
+
+The stock Channels pattern makes every connection a channel-layer member that
+decodes and re-encodes each event; that costs ten times python-socketio (issue
+#7). Here each server process (each event loop) has one hub with one channel:
+
+- ``join(conn, room)`` adds the socket to the room locally and, for the room's
+  first local member only, adds the hub's channel to the room's group
+  (reference-counted: the last ``leave`` discards it). Redis work per event
+  scales with processes, not connections.
+- Every event arrives once per group the hub is in; the hub delivers it to the
+  union of local members of the event's rooms, once per socket (duplicates from
+  an event sent to several rooms are dropped by id).
+- Each socket's ``deliver`` takes the frame from ``Event.frames``, encoded once
+  per protocol per process.
+
+If the channel layer fails (Redis restarted), the hub retries with backoff and
+re-adds all its groups when it answers again, so no socket stays open but deaf;
+it also re-adds them periodically against group expiry (TRAPS.md).
+"""
+import asyncio
+from collections import OrderedDict
+import logging
+import time
+from typing import Protocol
+import weakref
+
+from channels.layers import get_channel_layer
+
+from .events import LAYER_CONTROL, LAYER_EVENT, Event
+from .rooms import group_for
+
+logger = logging.getLogger("realtime.hub")
+
+HUB_CHANNEL_PREFIX = "realtime-hub."
+SEEN_IDS = 4096
+GROUP_REFRESH_SECONDS = 600.0
+
+
+class Connection(Protocol):
+    """What the hub needs of a socket."""
+
+    connection_id: str
+
+    async def deliver(self, event: Event) -> None: ...
+
+    async def control(self, message: dict) -> None: ...
+
+
+class Hub:
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.rooms: dict[str, set[Connection]] = {}
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._task: asyncio.Task | None = None
+        self.healthy = True
+        self.stats = {"events": 0, "errors": 0, "layer_failures": 0}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    # -- membership ----------------------------------------------------------------
+
+    def members(self, room: str) -> set[Connection]:
+        return self.rooms.get(room, set())
+
+    async def join(self, conn: Connection, room: str) -> None:
+        """Add ``conn`` to ``room``; the process joins the room's group on its first member."""
+        lock = self._room_locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            members = self.rooms.get(room)
+            if members is None:
+                await self.layer.group_add(group_for(room), self.channel)
+                members = self.rooms[room] = set()
+            members.add(conn)
+
+    async def leave(self, conn: Connection, room: str) -> None:
+        """Remove ``conn`` from ``room``; the process leaves the group with its last member."""
+        lock = self._room_locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            members = self.rooms.get(room)
+            if members is None or conn not in members:
+                return
+            members.discard(conn)
+            if not members:
+                del self.rooms[room]
+                self._room_locks.pop(room, None)
+                try:
+                    await self.layer.group_discard(group_for(room), self.channel)
+                except Exception:
+                    # The layer is down: the membership is gone with it, or is
+                    # dropped when the group expires. The local state is right.
+                    logger.warning("Could not leave group for room kind %s", room.split(":")[0])
+
+    async def leave_all(self, conn: Connection, rooms) -> None:
+        for room in list(rooms):
+            await self.leave(conn, room)
+
+    # -- receiving -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        last_refresh = time.monotonic()
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                self.stats["layer_failures"] += 1
+                logger.error("Channel layer receive failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                if await self._rejoin_all():
+                    backoff = 0.1
+                continue
+            if not self.healthy:
+                self.healthy = True
+            try:
+                await self.dispatch(message)
+            except Exception:
+                self.stats["errors"] += 1
+                logger.exception("Failed to dispatch a layer message of type %s", message.get("type"))
+            now = time.monotonic()
+            if now - last_refresh > GROUP_REFRESH_SECONDS:
+                last_refresh = now
+                await self._rejoin_all()
+
+    async def _rejoin_all(self) -> bool:
+        """Re-add the hub to every group it should be in. True if the layer answered."""
+        try:
+            for room in list(self.rooms):
+                await self.layer.group_add(group_for(room), self.channel)
+        except Exception:
+            return False
+        if not self.healthy:
+            logger.warning("Channel layer is back; re-joined %d groups", len(self.rooms))
+        self.healthy = True
+        return True
+
+    async def dispatch(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == LAYER_EVENT:
+            await self.realtime_event(message)
+        elif kind == LAYER_CONTROL:
+            await self.realtime_control(message)
+        else:
+            logger.warning("Ignoring a layer message of unknown type")
+
+    def _first_time(self, ident: str) -> bool:
+        if ident in self._seen:
+            return False
+        self._seen[ident] = None
+        if len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+    def _targets(self, rooms) -> list[Connection]:
+        if len(rooms) == 1:
+            return list(self.rooms.get(rooms[0], ()))
+        targets: dict[Connection, None] = {}
+        for room in rooms:
+            for conn in self.rooms.get(room, ()):
+                targets[conn] = None
+        return list(targets)
+
+    async def realtime_event(self, message: dict) -> None:
+        if not self._first_time(message["id"]):
+            return
+        event = Event.from_layer(message)
+        self.stats["events"] += 1
+        for conn in self._targets(event.rooms):
+            try:
+                await conn.deliver(event)
+            except Exception:
+                self.stats["errors"] += 1
+                logger.exception("Delivery to connection %s failed", conn.connection_id)
+
+    async def realtime_control(self, message: dict) -> None:
+        if not self._first_time(message["id"]):
+            return
+        for conn in self._targets(message["rooms"]):
+            try:
+                await conn.control(message)
+            except Exception:
+                logger.exception("Control message to connection %s failed", conn.connection_id)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+_hub_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+async def get_hub() -> Hub:
+    """The hub of the running event loop, started on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is not None:
+        return hub
+    lock = _hub_locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = Hub(get_channel_layer())
+            await hub.start()
+            _hubs[loop] = hub
+    return hub
+
+
+def current_hub() -> Hub | None:
+    """The running loop's hub if one was started (for metrics and tests)."""
+    try:
+        return _hubs.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None

@@ -1,0 +1,28 @@
+"""``manage.py serve``: daphne with an access log that never contains a query string.
+
+daphne's HTTP access log lines include the query string (TRAPS.md), so a
+``?token=`` on a Socket.IO polling request would be written to the log. This
+command runs daphne's own command line with an access logger that keeps the
+path only. Extra arguments go to daphne (``manage.py serve -- --proxy-headers``).
+"""
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the ASGI application with daphne (query strings kept out of the access log)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--application", default="oda_realtime.asgi:application")
+        parser.add_argument("daphne_args", nargs="*", help="further daphne options, after --")
+
+    def handle(self, *args, bind, port, application, daphne_args, **options):
+        from daphne import cli
+
+        from realtime.serving import PathOnlyAccessLog
+
+        cli.AccessLogGenerator = PathOnlyAccessLog
+        cli.CommandLineInterface().run(
+            ["-b", bind, "-p", str(port), "--access-log", "-", *daphne_args, application]
+        )

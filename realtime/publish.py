@@ -1,0 +1,74 @@
+"""``publish()``: the one way any code sends an event to rooms.
+
+Inside a database transaction the event is sent only after commit
+(``transaction.on_commit(..., robust=True)``); a rolled-back transaction sends
+nothing. Outside one it is sent at once. The event is encoded once, here.
+A channel-layer failure (Redis down or hung) never reaches the caller: the send
+is bounded by ``PUBLISH_TIMEOUT``, logged loudly and counted, and the database
+write that caused it stands.
+
+From async code use ``await apublish(...)``; ``publish`` works in any sync code:
+views, signal receivers, management commands, workers sharing the channel layer.
+"""
+import asyncio
+from functools import partial
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from .conf import rt_settings
+from .events import Event
+from .rooms import group_for
+
+logger = logging.getLogger("realtime.publish")
+
+stats = {"published": 0, "failed": 0}
+
+
+def _build(event: str, data: object, rooms, type: str | None) -> Event:
+    if isinstance(rooms, str):
+        rooms = [rooms]
+    rooms = list(dict.fromkeys(rooms))
+    if not rooms:
+        raise ValueError("publish() needs at least one room")
+    for room in rooms:
+        group_for(room)  # raises ValueError for a malformed room
+    return Event.build(event, data, rooms, type=type)
+
+
+async def _send(event: Event) -> bool:
+    layer = get_channel_layer()
+    message = event.to_layer()
+    try:
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            for room in event.rooms:
+                await layer.group_send(group_for(room), message)
+    except Exception as e:
+        stats["failed"] += 1
+        logger.error("Publishing %s failed: %s", event.name, type(e).__name__)
+        return False
+    stats["published"] += 1
+    return True
+
+
+def _send_sync(event: Event) -> None:
+    async_to_sync(_send)(event)
+
+
+def publish(event: str, data: object, rooms, *, type: str | None = None, using: str | None = None) -> Event:
+    """Send ``event`` with ``data`` to ``rooms``; after commit if inside a transaction."""
+    built = _build(event, data, rooms, type)
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(partial(_send_sync, built), using=using, robust=True)
+    else:
+        _send_sync(built)
+    return built
+
+
+async def apublish(event: str, data: object, rooms, *, type: str | None = None) -> Event:
+    """The async twin of ``publish``: sends at once."""
+    built = _build(event, data, rooms, type)
+    await _send(built)
+    return built

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ShopifySyncConfig(AppConfig):
+    name = "shopify_sync"
+    verbose_name = "Shopify sync"
+
+    def ready(self) -> None:
+        from . import rooms
+
+        rooms.register()
