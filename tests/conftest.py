@@ -198,3 +198,14 @@ async def connect():
     hub = current_hub()
     if hub is not None:
         await hub.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_worker_thread_connections(django_db_setup):
+    """Close the DB connection that database_sync_to_async's worker thread keeps, before the
+    test database is dropped (else: 'database is being accessed by other users')."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
