@@ -5,6 +5,7 @@ class InventoryConfig(AppConfig):
     name = "inventory"
 
     def ready(self) -> None:
-        from . import rooms
+        from . import commands, receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()
+        commands.register()

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "inventory",
     "orders",
     "shopify_sync",
+    "notifications",
 ]
 
 MIDDLEWARE = [

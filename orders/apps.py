@@ -5,6 +5,6 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from . import rooms
+        from . import receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()

@@ -1,6 +1,14 @@
-"""Order models (minimal skeleton; issue #3 completes them)."""
+"""Orders: customers (optionally a Django user: theirs to watch), orders with three
+checked state machines (``lifecycle``), their lines and their history.
+
+Writes of the states go through ``orders.services`` (checked transitions, one
+``order:updated`` per change); the admin changes them through actions.
+"""
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from .lifecycle import FulfillmentStatus, PaymentStatus, Status
 
 
 class Customer(models.Model):
@@ -9,12 +17,81 @@ class Customer(models.Model):
     )
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=40, blank=True)
+    shopify_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
 
 
 class Order(models.Model):
+    Status = Status
+    PaymentStatus = PaymentStatus
+    FulfillmentStatus = FulfillmentStatus
+
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     number = models.CharField(max_length=32, unique=True)
-    status = models.CharField(max_length=20, default="pending")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    payment_status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    fulfillment_status = models.CharField(
+        max_length=20, choices=FulfillmentStatus.choices, default=FulfillmentStatus.UNFULFILLED
+    )
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    shopify_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="order_status_valid"),
+            models.CheckConstraint(condition=Q(payment_status__in=PaymentStatus.values), name="order_payment_valid"),
+            models.CheckConstraint(
+                condition=Q(fulfillment_status__in=FulfillmentStatus.values), name="order_fulfillment_valid"
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    inventory_item = models.ForeignKey(
+        "inventory.InventoryItem", null=True, blank=True, on_delete=models.SET_NULL, related_name="order_lines"
+    )
+    title = models.CharField(max_length=300)
+    sku = models.CharField(max_length=64, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.title}"
+
+
+class OrderHistory(models.Model):
+    """One row per changed field of an order: from, to, who and why."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
+    field = models.CharField(max_length=20)
+    from_value = models.CharField(max_length=20, blank=True)
+    to_value = models.CharField(max_length=20)
+    note = models.CharField(max_length=300, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "order history"
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.field}: {self.from_value} -> {self.to_value}"

@@ -6,6 +6,6 @@ class ShopifySyncConfig(AppConfig):
     verbose_name = "Shopify sync"
 
     def ready(self) -> None:
-        from . import rooms
+        from . import receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()

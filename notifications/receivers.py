@@ -1,0 +1,56 @@
+"""Auth signals, product saves and notification signals -> one ``notification`` publish each."""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from inventory.models import Product
+from realtime import publish
+
+from . import events, services, signals
+
+
+@receiver(user_logged_in, dispatch_uid="notifications.logged_in")
+def logged_in(sender, user, **kwargs) -> None:
+    publish(events.NOTIFICATION, events.login_payload(user, "login"), events.activity_rooms(user.pk),
+            type=events.USER_ACTIVITY)
+
+
+@receiver(user_logged_out, dispatch_uid="notifications.logged_out")
+def logged_out(sender, user=None, **kwargs) -> None:
+    if user is None:
+        return  # an anonymous session ended
+    publish(events.NOTIFICATION, events.login_payload(user, "logout"), events.activity_rooms(user.pk),
+            type=events.USER_ACTIVITY)
+
+
+@receiver(user_login_failed, dispatch_uid="notifications.login_failed")
+def login_failed(sender, credentials, request=None, **kwargs) -> None:
+    """Count the failure (Django cleanses the password from ``credentials``)."""
+    User = get_user_model()
+    username = str(credentials.get(User.USERNAME_FIELD) or credentials.get("username") or "")
+    if not username:
+        return
+    ip = request.META.get("REMOTE_ADDR") if request is not None else None
+    user_id = User._default_manager.filter(**{User.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
+    services.record_failed_login(username, ip, user_id=user_id)
+
+
+@receiver(post_save, sender=Product, dispatch_uid="notifications.product_saved")
+def product_saved(sender, instance, created=False, raw=False, **kwargs) -> None:
+    if raw:
+        return
+    publish(events.NOTIFICATION, events.product_payload(instance, created), events.activity_rooms(),
+            type=events.USER_ACTIVITY)
+
+
+@receiver(signals.announcement_sent, dispatch_uid="notifications.announcement")
+def announcement_sent(sender, announcement, **kwargs) -> None:
+    publish(events.NOTIFICATION, events.announcement_payload(announcement), events.broadcast_rooms(),
+            type=events.ANNOUNCEMENT_TYPES[announcement.kind])
+
+
+@receiver(signals.security_alert, dispatch_uid="notifications.security_alert")
+def security_alert(sender, alert, title, message, level, username, user_id, details, **kwargs) -> None:
+    publish(events.NOTIFICATION, events.security_payload(alert, title, message, level, username, details),
+            events.security_rooms(user_id), type=events.SECURITY_ALERT)

@@ -1,0 +1,99 @@
+"""All writes of orders: create an order, change its states through checked transitions.
+
+Each change locks the order row, checks every transition (``lifecycle``), writes the
+fields, one history row per field, and sends one ``order_changed``: one
+``order:updated`` after commit. An invalid change writes nothing.
+"""
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from realtime.exceptions import NotFound
+
+from . import lifecycle, signals
+from .models import Customer, Order, OrderHistory, OrderLine
+
+FIELDS = ("status", "payment_status", "fulfillment_status")
+
+
+def _user(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def next_number() -> str:
+    last = Order.objects.filter(number__startswith="#").order_by("-pk").values_list("number", flat=True).first()
+    try:
+        return f"#{int(last[1:]) + 1}"
+    except (TypeError, ValueError):
+        return "#1001"
+
+
+def create_order(customer: Customer, lines=(), *, number: str | None = None, currency: str = "EUR",
+                 user=None, note: str = "") -> Order:
+    """A pending order with ``lines`` of ``(inventory_item or None, title, sku, quantity, unit_price)``."""
+    with transaction.atomic():
+        order = Order.objects.create(customer=customer, number=number or next_number(), currency=currency)
+        total = Decimal(0)
+        for item, title, sku, quantity, unit_price in lines:
+            OrderLine.objects.create(order=order, inventory_item=item, title=title, sku=sku,
+                                     quantity=quantity, unit_price=unit_price)
+            total += Decimal(unit_price) * quantity
+        if total:
+            Order.objects.filter(pk=order.pk).update(total=total)
+            order.total = total
+        changes = {field: (None, getattr(order, field)) for field in FIELDS}
+        _history(order, changes, user, note or "Order created")
+        signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
+                                   created=True)
+        return order
+
+
+def _history(order, changes, user, note) -> None:
+    OrderHistory.objects.bulk_create(
+        OrderHistory(order=order, field=field, from_value=old or "", to_value=new, note=note[:300], user=_user(user))
+        for field, (old, new) in changes.items()
+    )
+
+
+def update_order(order_id: int, *, status: str | None = None, payment_status: str | None = None,
+                 fulfillment_status: str | None = None, user=None, note: str = "") -> Order:
+    """Change any of the three states at once; every transition is checked first."""
+    wanted = {"status": status, "payment_status": payment_status, "fulfillment_status": fulfillment_status}
+    with transaction.atomic():
+        try:
+            order = Order.objects.select_for_update().get(pk=order_id)
+        except Order.DoesNotExist:
+            raise NotFound(f"Order {order_id} does not exist") from None
+        current = {field: getattr(order, field) for field in FIELDS}
+        requested = {f: v for f, v in wanted.items() if v is not None and v != current[f]}
+        if not requested:
+            return order
+        lifecycle.check_order(current, requested)
+        for field, value in requested.items():
+            setattr(order, field, value)
+        order.updated_at = timezone.now()
+        order.save(update_fields=[*requested, "updated_at"])
+        changes = {field: (current[field], new) for field, new in requested.items()}
+        _history(order, changes, user, note)
+        signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
+                                   created=False)
+        return order
+
+
+def set_status(order_id: int, status: str, *, user=None, note: str = "") -> Order:
+    return update_order(order_id, status=status, user=user, note=note)
+
+
+def advance(order_id: int, *, user=None, note: str = "") -> Order | None:
+    """Move an order one step along pending -> ... -> delivered (fulfilment and payment follow)."""
+    order = Order.objects.get(pk=order_id)
+    new = lifecycle.next_status(order.status)
+    if new is None:
+        return None
+    extra = {}
+    if new == lifecycle.Status.CONFIRMED and order.payment_status == lifecycle.PaymentStatus.PENDING:
+        extra["payment_status"] = lifecycle.PaymentStatus.PAID
+    if new == lifecycle.Status.SHIPPED and order.fulfillment_status != lifecycle.FulfillmentStatus.FULFILLED:
+        extra["fulfillment_status"] = lifecycle.FulfillmentStatus.FULFILLED
+    return update_order(order_id, status=new, user=user, note=note, **extra)
