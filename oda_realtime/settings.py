@@ -6,6 +6,7 @@ REALTIME_ALLOWED_ORIGINS, DATABASE_URL and REDIS_URL (see docs/security.md).
 """
 from datetime import timedelta
 from pathlib import Path
+import json
 import os
 
 import dj_database_url
@@ -169,7 +170,17 @@ SIMPLE_JWT = {
 # --- Realtime ----------------------------------------------------------------
 REALTIME = {
     "ALLOWED_ORIGINS": env_list("REALTIME_ALLOWED_ORIGINS", ""),
+    # Count each user's sockets across processes (the per-user cap) in Redis when there is one.
+    "PRESENCE_REDIS_URL": REDIS_URL or None,
 }
+# Any other realtime setting from REALTIME_<NAME> (JSON values: numbers, lists), e.g.
+# REALTIME_IDLE_TIMEOUT=90. See realtime/conf.py for the names and defaults.
+for _name, _value in os.environ.items():
+    if _name.startswith("REALTIME_") and _name not in ("REALTIME_ALLOWED_ORIGINS", "REALTIME_CHANNEL_LAYER"):
+        try:
+            REALTIME[_name[len("REALTIME_"):]] = json.loads(_value)
+        except ValueError:
+            REALTIME[_name[len("REALTIME_"):]] = _value
 
 SHOPIFY_WEBHOOK_SECRET = os.environ.get("SHOPIFY_WEBHOOK_SECRET", "")
 SHOPIFY_WEBHOOK_OLD_SECRET = os.environ.get("SHOPIFY_WEBHOOK_OLD_SECRET", "")

@@ -87,6 +87,12 @@ def user_for_token(token: AccessToken):
         raise AuthError("user_inactive") from e
     if not user.is_active:
         raise AuthError("user_inactive")
+    from .models import TokenRevocation
+
+    issued_at = token.payload.get("iat")
+    revoked = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
+    if revoked is not None and (not isinstance(issued_at, (int, float)) or issued_at < revoked.timestamp()):
+        raise AuthError("token_revoked")
     return user
 
 

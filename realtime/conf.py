@@ -26,6 +26,20 @@ DEFAULTS: dict[str, Any] = {
     # Heartbeat for both protocols, seconds.
     "PING_INTERVAL": 25.0,
     "PING_TIMEOUT": 20.0,
+    # Seconds before a token's expiry when the socket is sent ``auth:expiring``.
+    "AUTH_EXPIRY_WARNING": 60.0,
+    # A native socket that sends nothing (not even ``ping``) for this long is closed (4013).
+    "IDLE_TIMEOUT": 60.0,
+    # Client messages per connection: a token bucket; past it an error event, and after
+    # RATE_LIMIT_CLOSE_AFTER refused messages in a row, a close (4029).
+    "RATE_LIMIT_RATE": 20.0,
+    "RATE_LIMIT_BURST": 40,
+    "RATE_LIMIT_CLOSE_AFTER": 50,
+    # Concurrent sockets per user, across all processes when PRESENCE_REDIS_URL is set.
+    "MAX_CONNECTIONS_PER_USER": 20,
+    "PRESENCE_REDIS_URL": None,
+    "PRESENCE_PREFIX": "oda-rt",
+    "PRESENCE_LEASE": 90.0,
     # Socket.IO (Engine.IO) options.
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
 }

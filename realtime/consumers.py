@@ -1,18 +1,21 @@
 """The sockets: the only readers and writers of a WebSocket.
 
-``SocketConsumer`` is what both protocols share: the origin and token checks,
-a ``Session``, delivery of hub events with a bounded outbound backlog, closing
-with a documented code. A socket is not a channel-layer member (the process's
-hub is, see ``hub.py``), and its dispatch skips channels' per-message
-``close_old_connections`` thread hop (TRAPS.md): handlers that touch the ORM run
-in ``database_sync_to_async``, which closes old connections itself.
+``SocketConsumer`` is what both protocols share: the origin and token checks, a
+``Session``, the per-user connection cap, the rate limit, the timers (token
+expiry, idle), delivery of hub events with a bounded outbound backlog, and
+closing with a documented code. A socket is not a channel-layer member (the
+process's hub is, see ``hub.py``), and its dispatch skips channels' per-message
+``close_old_connections`` thread hop (TRAPS.md): handlers that touch the ORM
+run in ``database_sync_to_async``, which closes old connections itself.
 """
 import logging
+import time
 
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from channels.utils import await_many_dispatch
 
+from . import metrics
 from .auth import AuthResult
 from .conf import rt_settings
 from .events import CONNECTED, ERROR, Event
@@ -21,9 +24,13 @@ from .hub import get_hub
 from .origins import origin_allowed
 from .outbound import backlog_probe
 from .protocol import native
+from .ratelimit import TokenBucket
 from .session import Reply, Session
 
 logger = logging.getLogger("realtime.consumers")
+
+AUTH_EXPIRING = "auth:expiring"
+UNSUBSCRIBED = "unsubscribed"
 
 
 class SocketConsumer(AsyncConsumer):
@@ -35,7 +42,12 @@ class SocketConsumer(AsyncConsumer):
         self.scope = scope
         self.base_send = send
         self.session: Session | None = None
+        self.hub = None
+        self.user_id = "-"
         self.closed = False
+        self.last_seen = time.time()
+        self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
+        self.strikes = 0
         self._pending = backlog_probe(send)
         try:
             await await_many_dispatch([receive], self.dispatch)
@@ -58,18 +70,47 @@ class SocketConsumer(AsyncConsumer):
     def auth(self) -> AuthResult:
         return self.scope["realtime.auth"]
 
-    async def start_session(self, user) -> dict:
-        self.session = Session(user, self, await get_hub(), self.protocol_name)
+    async def start_session(self, user, expires_at: float | None = None) -> dict | None:
+        """Open the session; None (and the socket closed) if the user has too many sockets."""
+        self.hub = await get_hub()
+        self.session = Session(user, self, self.hub, self.protocol_name, expires_at)
+        self.user_id = str(user.pk)
+        if not await self.hub.register(self, self.user_id):
+            self.session = None
+            metrics.REFUSALS.labels("too_many_connections").inc()
+            await self.send_frame(self.error_frame(ERROR, "too_many_connections", "Too many open connections for this user"))
+            await self.close(CloseCode.TOO_MANY_CONNECTIONS, "too_many_connections")
+            return None
+        metrics.CONNECTS.labels(self.protocol_name).inc()
+        metrics.CONNECTIONS.labels(self.protocol_name).inc()
         return await self.session.open()
 
     async def end_session(self) -> None:
         session, self.session = self.session, None
         if session is not None:
+            metrics.CONNECTIONS.labels(self.protocol_name).dec()
+            await self.hub.unregister(self, self.user_id)
             await session.close()
 
     @property
     def connection_id(self) -> str:
         return self.session.connection_id if self.session else "-"
+
+    # -- receiving -----------------------------------------------------------------
+
+    async def admit(self) -> bool:
+        """Count one client message against the rate limit; False if it must be dropped."""
+        self.last_seen = time.time()
+        if self.bucket.take():
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        metrics.RATE_LIMITED.labels(self.protocol_name).inc()
+        if self.strikes >= rt_settings.RATE_LIMIT_CLOSE_AFTER:
+            await self.close(CloseCode.RATE_LIMITED, "rate_limited")
+        elif self.strikes == 1 or self.strikes % 10 == 0:
+            await self.send_frame(self.error_frame(ERROR, "rate_limited", "Too many messages; slow down"))
+        return False
 
     # -- sending -------------------------------------------------------------------
 
@@ -78,6 +119,7 @@ class SocketConsumer(AsyncConsumer):
         if self.closed:
             return False
         if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
+            metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return False
         try:
@@ -88,11 +130,16 @@ class SocketConsumer(AsyncConsumer):
             return False
         return True
 
+    async def send_event(self, name: str, data: object) -> bool:
+        """Send one event to this socket only, in its protocol's encoding."""
+        return await self.send_frame(self.event_frame(Event.build(name, data, ())))
+
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         if self.closed:
             return
         self.closed = True
-        logger.info("Closing connection %s: %s (%d)", self.connection_id, reason or "normal", code)
+        metrics.DISCONNECTS.labels(reason or "normal").inc()
+        logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code)
         try:
             await self.base_send({"type": "websocket.close", "code": int(code)})
         except Exception:
@@ -101,19 +148,45 @@ class SocketConsumer(AsyncConsumer):
 
     # -- hub interface -------------------------------------------------------------
 
-    async def deliver(self, event: Event) -> None:
+    async def deliver(self, event: Event) -> bool:
         frame = event.frames.get(self.protocol_name)
         if frame is None:
             frame = event.frames[self.protocol_name] = self.event_frame(event)
-        await self.send_frame(frame)
+        return await self.send_frame(frame)
 
     async def control(self, message: dict) -> None:
-        """A control message from the layer, e.g. closing a revoked user's sockets."""
-        if message.get("action") == "close":
-            await self.send_frame(self.error_frame(ERROR, message.get("reason", "closed"), message.get("message", "")))
-            await self.close(message.get("code", CloseCode.NORMAL), message.get("reason", ""))
-        elif message.get("action") == "drop_rooms" and self.session is not None:
-            await self.session.drop_rooms(message.get("drop", ()))
+        """A control message from any process: close this user's socket, or re-check its rooms."""
+        action = message.get("action")
+        if action == "close":
+            reason = message.get("reason", "closed")
+            await self.send_frame(self.error_frame(ERROR, reason, message.get("message", "The connection was closed")))
+            await self.close(message.get("code", CloseCode.NORMAL), reason)
+        elif action == "recheck" and self.session is not None:
+            dropped = await self.session.recheck()
+            if dropped:
+                await self.send_event(UNSUBSCRIBED, {"rooms": dropped, "reason": "permission_revoked"})
+
+    @property
+    def idle_timeout(self) -> float:
+        return rt_settings.IDLE_TIMEOUT
+
+    async def tick(self, now: float) -> None:
+        """Called about once a second by the hub: token expiry and idle timers."""
+        session = self.session
+        if session is None or self.closed:
+            return
+        expires_at = session.expires_at
+        if expires_at is not None:
+            if now >= expires_at:
+                await self.send_frame(self.error_frame(ERROR, "token_expired", "The access token has expired"))
+                await self.close(CloseCode.AUTH_EXPIRED, "token_expired")
+                return
+            if not session.expiry_warned and now >= expires_at - rt_settings.AUTH_EXPIRY_WARNING:
+                session.expiry_warned = True
+                await self.send_event(AUTH_EXPIRING, {"expiresAt": expires_at, "expiresIn": round(expires_at - now, 3)})
+        if now - self.last_seen > self.idle_timeout:
+            await self.send_frame(self.error_frame(ERROR, "heartbeat_timeout", "No message from the client in time"))
+            await self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat_timeout")
 
     # -- protocol hooks -----------------------------------------------------------
 
@@ -138,6 +211,7 @@ class NativeConsumer(SocketConsumer):
     async def websocket_connect(self, message):
         if not origin_allowed(self.scope):
             logger.info("Refused a socket from a forbidden origin")
+            metrics.REFUSALS.labels("forbidden_origin").inc()
             self.closed = True
             await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
             return
@@ -146,12 +220,16 @@ class NativeConsumer(SocketConsumer):
         if not auth.ok:
             await self.refuse(auth.error)
             return
-        payload = await self.start_session(auth.user)
+        payload = await self.start_session(auth.user, auth.expires_at)
+        if payload is None:
+            return
+        payload["heartbeatInterval"] = self.idle_timeout / 2
         await self.send_frame(native.encode_event(CONNECTED, payload))
-        logger.info("Connected %s user=%s protocol=%s", self.connection_id, auth.user.pk, self.protocol_name)
+        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name)
 
     async def refuse(self, error: AuthError) -> None:
         logger.info("Refused a socket: %s", error.code)
+        metrics.REFUSALS.labels(error.code).inc()
         await self.send_frame(native.encode_error(ERROR, error.code, error.message))
         await self.close(error.close_code, error.code)
 
@@ -163,6 +241,8 @@ class NativeConsumer(SocketConsumer):
         if size > rt_settings.MAX_MESSAGE_BYTES:
             await self.send_frame(native.encode_error(ERROR, "message_too_big", "The message is too big"))
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message_too_big")
+            return
+        if not await self.admit():
             return
         try:
             msg = native.decode(text if text is not None else message.get("bytes", b""))
@@ -190,6 +270,8 @@ class NativeConsumer(SocketConsumer):
         return None
 
     async def websocket_disconnect(self, message):
+        if not self.closed:
+            metrics.DISCONNECTS.labels("client").inc()
         self.closed = True
         await self.end_session()
         raise StopConsumer()

@@ -27,7 +27,10 @@ import weakref
 
 from channels.layers import get_channel_layer
 
+from . import metrics
+from .conf import rt_settings
 from .events import LAYER_CONTROL, LAYER_EVENT, Event
+from .presence import make_presence
 from .rooms import group_for
 
 logger = logging.getLogger("realtime.hub")
@@ -41,10 +44,13 @@ class Connection(Protocol):
     """What the hub needs of a socket."""
 
     connection_id: str
+    protocol_name: str
 
-    async def deliver(self, event: Event) -> None: ...
+    async def deliver(self, event: Event) -> bool: ...
 
     async def control(self, message: dict) -> None: ...
+
+    async def tick(self, now: float) -> None: ...
 
 
 class Hub:
@@ -55,6 +61,9 @@ class Hub:
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
+        self.connections: set[Connection] = set()
+        self.presence = make_presence()
         self.healthy = True
         self.stats = {"events": 0, "errors": 0, "layer_failures": 0}
 
@@ -63,15 +72,47 @@ class Hub:
     async def start(self) -> None:
         self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
         self._task = asyncio.ensure_future(self._run())
+        self._sweeper = asyncio.ensure_future(self._sweep())
+        metrics.LAYER_UP.set(1)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self._task = self._sweeper = None
+
+    # -- connections ----------------------------------------------------------------
+
+    async def register(self, conn: Connection, user_id: str) -> bool:
+        """Count ``conn`` against its user's cap; False if the user has too many sockets."""
+        if not await self.presence.acquire(user_id, conn.connection_id, rt_settings.MAX_CONNECTIONS_PER_USER):
+            return False
+        self.connections.add(conn)
+        return True
+
+    async def unregister(self, conn: Connection, user_id: str) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            await self.presence.release(user_id, conn.connection_id)
+
+    async def _sweep(self) -> None:
+        """Once a second: each socket's timers (token expiry, idle); presence leases."""
+        last_renew = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for conn in list(self.connections):
+                try:
+                    await conn.tick(now)
+                except Exception:
+                    logger.exception("Timer of connection %s failed", conn.connection_id)
+            if time.monotonic() - last_renew > rt_settings.PRESENCE_LEASE / 3:
+                last_renew = time.monotonic()
+                await self.presence.renew([(c.user_id, c.connection_id) for c in self.connections])
 
     # -- membership ----------------------------------------------------------------
 
@@ -123,6 +164,8 @@ class Hub:
             except Exception:
                 self.healthy = False
                 self.stats["layer_failures"] += 1
+                metrics.LAYER_UP.set(0)
+                metrics.ERRORS.labels("channel_layer").inc()
                 logger.error("Channel layer receive failed; retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -151,6 +194,7 @@ class Hub:
         if not self.healthy:
             logger.warning("Channel layer is back; re-joined %d groups", len(self.rooms))
         self.healthy = True
+        metrics.LAYER_UP.set(1)
         return True
 
     async def dispatch(self, message: dict) -> None:
@@ -184,12 +228,20 @@ class Hub:
             return
         event = Event.from_layer(message)
         self.stats["events"] += 1
+        metrics.EVENTS_RECEIVED.labels(event.name).inc()
+        delivered: dict[str, int] = {}
         for conn in self._targets(event.rooms):
             try:
-                await conn.deliver(event)
+                if await conn.deliver(event):
+                    delivered[conn.protocol_name] = delivered.get(conn.protocol_name, 0) + 1
             except Exception:
                 self.stats["errors"] += 1
+                metrics.ERRORS.labels("delivery").inc()
                 logger.exception("Delivery to connection %s failed", conn.connection_id)
+        for protocol, count in delivered.items():
+            metrics.DELIVERIES.labels(protocol).inc(count)
+        if delivered and event.published_at:
+            metrics.LATENCY.observe(max(0.0, time.time() - event.published_at))
 
     async def realtime_control(self, message: dict) -> None:
         if not self._first_time(message["id"]):

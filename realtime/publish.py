@@ -13,13 +13,15 @@ views, signal receivers, management commands, workers sharing the channel layer.
 import asyncio
 from functools import partial
 import logging
+import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from . import metrics
 from .conf import rt_settings
-from .events import Event
+from .events import LAYER_CONTROL, Event
 from .rooms import group_for
 
 logger = logging.getLogger("realtime.publish")
@@ -38,19 +40,25 @@ def _build(event: str, data: object, rooms, type: str | None) -> Event:
     return Event.build(event, data, rooms, type=type)
 
 
-async def _send(event: Event) -> bool:
+async def _send_to_rooms(message: dict, rooms, name: str) -> bool:
+    """Send a layer message to the groups of ``rooms``, bounded in time; never raises."""
     layer = get_channel_layer()
-    message = event.to_layer()
     try:
         async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
-            for room in event.rooms:
+            for room in rooms:
                 await layer.group_send(group_for(room), message)
     except Exception as e:
         stats["failed"] += 1
-        logger.error("Publishing %s failed: %s", event.name, type(e).__name__)
+        metrics.PUBLISH_FAILURES.labels(name).inc()
+        logger.error("Publishing %s failed: %s", name, type(e).__name__)
         return False
     stats["published"] += 1
+    metrics.PUBLISHED.labels(name).inc()
     return True
+
+
+async def _send(event: Event) -> bool:
+    return await _send_to_rooms(event.to_layer(), event.rooms, event.name)
 
 
 def _send_sync(event: Event) -> None:
@@ -72,3 +80,21 @@ async def apublish(event: str, data: object, rooms, *, type: str | None = None) 
     built = _build(event, data, rooms, type)
     await _send(built)
     return built
+
+
+def control_message(rooms, action: str, **fields) -> dict:
+    """A control message for the sockets in ``rooms`` (see ``SocketConsumer.control``)."""
+    return {"type": LAYER_CONTROL, "id": uuid.uuid4().hex, "rooms": list(rooms), "action": action, **fields}
+
+
+def send_control(rooms, action: str, **fields) -> None:
+    """Tell the sockets in ``rooms``, on every process, to close or re-check their rooms.
+
+    Like ``publish``: after commit inside a transaction, bounded, never raises.
+    """
+    message = control_message(rooms, action, **fields)
+    send = partial(async_to_sync(_send_to_rooms), message, message["rooms"], f"control:{action}")
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(send, robust=True)
+    else:
+        send()

@@ -15,19 +15,22 @@ import uuid
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
+from . import metrics
+from .auth import authenticate
 from .commands import Caller, registry
 from .conf import rt_settings
 from .events import SUBSCRIBED, UNSUBSCRIBED, ERROR
-from .exceptions import CommandError, InvalidInput, UnknownCommand
+from .exceptions import CommandError, InvalidInput, PermissionDenied, UnknownCommand
 from .hub import Hub
-from .permissions import relevant_permissions
+from .permissions import policy, relevant_permissions
 from .rooms import user_room
-from .subscriptions import check_rooms, topics
+from .subscriptions import check_rooms, expect_mapping, topics
 
 logger = logging.getLogger("realtime.session")
 
 EVENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?::[A-Za-z][A-Za-z0-9_]*){0,3}$")
 SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
+AUTH_REFRESH = "auth:refresh"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Reply:
 
 
 class Session:
-    def __init__(self, user, connection, hub: Hub, protocol: str) -> None:
+    def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None) -> None:
         self.user = user
         self.connection = connection
         self.hub = hub
@@ -59,6 +62,8 @@ class Session:
         self.connection_id = uuid.uuid4().hex
         self.rooms: set[str] = set()
         self.caller = Caller(user, self.connection_id, protocol)
+        self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
+        self.expiry_warned = False
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -67,7 +72,7 @@ class Session:
         permissions = await database_sync_to_async(relevant_permissions)(self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
-        self.rooms.add(own)
+        self._joined(own)
         return {
             "userId": str(self.user.pk),
             "username": self.user.get_username(),
@@ -78,18 +83,37 @@ class Session:
         }
 
     async def close(self) -> None:
-        await self.hub.leave_all(self.connection, self.rooms)
-        self.rooms.clear()
+        rooms, self.rooms = set(self.rooms), set()
+        await self.hub.leave_all(self.connection, rooms)
+        for room in rooms:
+            metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").dec()
+
+    def _joined(self, room: str) -> None:
+        self.rooms.add(room)
+        metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").inc()
+
+    def _left(self, room: str) -> None:
+        self.rooms.discard(room)
+        metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").dec()
 
     # -- commands ----------------------------------------------------------------
 
     async def handle(self, event: object, data: object) -> Reply:
         """Run one client command; never raises."""
         name = event if isinstance(event, str) else ""
+        reply = await self._handle(name, data)
+        label = name if (registry.get(name) or name == AUTH_REFRESH or reply.result_event) else "unknown"
+        metrics.COMMANDS.labels(label, "ok" if reply.ok else reply.error_code).inc()
+        return reply
+
+    async def _handle(self, name: str, data: object) -> Reply:
         error_event = ERROR
         try:
             if not EVENT_NAME_RE.match(name):
                 raise InvalidInput("Invalid event name", code="invalid_event")
+            if name == AUTH_REFRESH:
+                error_event = "auth:error"
+                return Reply(name, await self.refresh_token(data), result_event="auth:refreshed")
             verb, _, topic = name.partition(":")
             if verb in (SUBSCRIBE, UNSUBSCRIBE) and topics.get(topic) is not None:
                 error_event = f"{verb}:error"
@@ -130,7 +154,7 @@ class Session:
                 refused.append({"room": room, "reason": "too_many_rooms"})
                 continue
             await self.hub.join(self.connection, room)
-            self.rooms.add(room)
+            self._joined(room)
             joined.append(room)
         return {"topic": topic, "rooms": joined, "refused": refused}
 
@@ -140,16 +164,48 @@ class Session:
         for room in dict.fromkeys(rooms):
             if room in self.rooms and room != user_room(self.user.pk):
                 await self.hub.leave(self.connection, room)
-                self.rooms.discard(room)
+                self._left(room)
                 left.append(room)
         return {"topic": topic, "rooms": left}
 
-    async def drop_rooms(self, rooms) -> None:
-        """Leave rooms the user may no longer be in (after a permission change)."""
-        for room in list(rooms):
-            if room in self.rooms:
-                await self.hub.leave(self.connection, room)
-                self.rooms.discard(room)
+    async def refresh_token(self, data: object) -> dict:
+        """``auth:refresh {token}``: a fresh access token for the same user extends the session."""
+        data = expect_mapping(data, {"token"})
+        if not isinstance(data.get("token"), str):
+            raise InvalidInput("token must be a string")
+        result = await authenticate(data["token"])
+        if not result.ok:
+            raise CommandError(result.error.message, code=result.error.code)
+        if result.user.pk != self.user.pk:
+            raise PermissionDenied("The token is for another user", code="token_user_mismatch")
+        self.user = result.user
+        self.caller = Caller(result.user, self.connection_id, self.protocol)
+        self.expires_at = result.expires_at
+        self.expiry_warned = False
+        return {"expiresAt": self.expires_at}
+
+    async def recheck(self) -> list[str]:
+        """Reload the user and leave the rooms they may no longer join; returns the rooms left."""
+        user = await database_sync_to_async(_reload_user)(self.user)
+        if user is None:
+            return []
+        self.user = user
+        self.caller = Caller(user, self.connection_id, self.protocol)
+        own = user_room(user.pk)
+        others = [room for room in self.rooms if room != own]
+        _, refused = await database_sync_to_async(check_rooms)(user, others)
+        dropped = [r["room"] for r in refused]
+        for room in dropped:
+            await self.hub.leave(self.connection, room)
+            self._left(room)
+        return dropped
+
+
+def _reload_user(user):
+    try:
+        return type(user).objects.get(pk=user.pk)
+    except type(user).DoesNotExist:
+        return None
 
 
 __all__ = ["Reply", "Session"]

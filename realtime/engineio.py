@@ -1,0 +1,423 @@
+"""Engine.IO v4 sessions: one per client, carried by long-polling and/or a WebSocket.
+
+An ``EngineSocket`` outlives the HTTP requests and WebSockets that carry it: the
+transport consumers (``realtime/transports.py``) hand it what they receive and it
+writes to whichever transport is current. Above it runs an ordinary ASGI application
+over a *virtual WebSocket*: it receives ``websocket.connect``, one ``websocket.receive``
+per Engine.IO message (``text`` or ``bytes``) and a final ``websocket.disconnect``;
+what it sends with ``websocket.send`` becomes Engine.IO messages and ``websocket.close``
+closes the session. So Socket.IO is a Channels consumer (``SocketIOConsumer``, on the
+same Session core as ``/ws/``), and the conformance server's plain Engine.IO echo is a
+ten-line ASGI function.
+
+Transports (Engine.IO v4):
+
+- polling: a ``GET`` waits for packets (long poll), a ``POST`` brings the client's.
+  One GET at a time: a second concurrent GET closes the session, as the reference
+  server does. A POST is answered once the application has handled its messages (or
+  after ``POST_WAIT`` seconds), so their effects are visible to the next request.
+- websocket: one packet per frame.
+- upgrade: a WebSocket carrying ``sid`` sends ``2probe`` and gets ``3probe``; a
+  waiting GET is answered with a noop ``6``; ``5`` makes the WebSocket the transport
+  and flushes what was queued for polling.
+
+Invariants: the heartbeat pings every ``ping_interval`` and closes the session when no
+pong comes within ``ping_timeout``; a POST body or frame over ``max_payload`` closes it;
+more than ``max_buffer`` bytes waiting for a slow client (polling queue, or daphne's
+WebSocket buffer) closes it as a slow consumer (daphne has no backpressure, TRAPS.md).
+
+Sessions live in this process (``EngineServer.sockets``): with several server processes,
+polling needs sticky sessions, as Socket.IO itself does (docs/socketio.md).
+"""
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+import enum
+import logging
+import secrets
+from typing import Protocol
+
+from .exceptions import CloseCode, ProtocolError
+from .protocol import socketio as codec
+
+logger = logging.getLogger("realtime.engineio")
+
+POST_WAIT = 2.0  # seconds a POST waits for the application to handle its messages
+UPGRADE_NOOP_DELAY = 0.1  # a GET during an upgrade gets its noop after this, as the reference server's check
+INBOUND_LIMIT = 256  # messages waiting for the application before a transport waits
+CLOSING_GRACE = 5.0  # seconds a closing polling session waits for the GET that takes its last packets
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    ping_interval: float  # seconds
+    ping_timeout: float  # seconds
+    max_payload: int  # bytes of one POST body or WebSocket frame
+    max_buffer: int  # bytes waiting to be written before the session is closed as a slow consumer
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    UPGRADING = "upgrading"  # a WebSocket sent its probe; polling still carries the session
+    CLOSING = "closing"  # closed by the application; the last packets wait for their GET
+    CLOSED = "closed"
+
+
+class WebSocketCarrier(Protocol):
+    """What a session needs of the WebSocket that carries it (``transports.WebSocketTransport``)."""
+
+    async def send(self, frame: str | bytes) -> bool: ...
+
+    def pending(self) -> int: ...
+
+    async def close(self, code: int) -> None: ...
+
+
+class PollError(Exception):
+    """A polling request the session refuses: HTTP 400 with an Engine.IO error body."""
+
+    def __init__(self, code: str = "bad_request") -> None:
+        self.code = code
+        super().__init__(code)
+
+
+class EngineServer:
+    """The Engine.IO sessions of one application in this process, by sid."""
+
+    def __init__(self, app, options: Callable[[], EngineOptions], *, check_origin: bool = True) -> None:
+        self.app = app
+        self.options = options  # read for each new session: settings may change (tests)
+        self.check_origin = check_origin
+        self.sockets: dict[str, "EngineSocket"] = {}
+
+    def open(self, scope: dict, transport: str, ws: WebSocketCarrier | None = None) -> "EngineSocket":
+        sid = secrets.token_urlsafe(15)
+        sock = EngineSocket(self, sid, scope, self.options(), transport, ws)
+        self.sockets[sid] = sock
+        sock.start()
+        return sock
+
+    def get(self, sid: str | None) -> "EngineSocket | None":
+        return self.sockets.get(sid) if sid else None
+
+    def forget(self, sock: "EngineSocket") -> None:
+        if self.sockets.get(sock.sid) is sock:
+            del self.sockets[sock.sid]
+
+
+def app_scope(scope: dict, sid: str, transport: str) -> dict:
+    """The virtual WebSocket's scope: the handshake request's, as a WebSocket."""
+    out = {k: v for k, v in scope.items() if k not in ("method", "body")}
+    secure = scope.get("scheme") in ("https", "wss")
+    out.update(type="websocket", scheme="wss" if secure else "ws", subprotocols=[])
+    out["engineio"] = {"sid": sid, "transport": transport}
+    return out
+
+
+class EngineSocket:
+    def __init__(self, server: EngineServer, sid: str, scope: dict, options: EngineOptions,
+                 transport: str, ws: WebSocketCarrier | None) -> None:
+        self.server = server
+        self.sid = sid
+        self.options = options
+        self.scope = app_scope(scope, sid, transport)
+        self.transport = transport
+        self.state = State.OPEN
+        self.ws = ws  # the WebSocket carrying the session, once it is the transport
+        self.probe: WebSocketCarrier | None = None  # a WebSocket being upgraded to
+        self.close_code: int = CloseCode.NORMAL
+        self.queue: deque[str | bytes] = deque()  # packets waiting for a GET
+        self.queued_bytes = 0
+        self._poll: asyncio.Future | None = None  # the waiting GET; result: a last packet or None
+        self._posting = False
+        self._inbound: asyncio.Queue = asyncio.Queue()
+        self._fed = self._taken = self._done = 0
+        self._progress = asyncio.Event()
+        self._pong = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._feed({"type": "websocket.connect"})
+        self._tasks = [
+            asyncio.ensure_future(self._run_app()),
+            asyncio.ensure_future(self._heartbeat()),
+        ]
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (State.OPEN, State.UPGRADING)
+
+    def open_packet(self) -> str:
+        upgrades = ["websocket"] if self.transport == "polling" else []
+        o = self.options
+        return codec.open_packet(self.sid, upgrades=upgrades, ping_interval=o.ping_interval,
+                                 ping_timeout=o.ping_timeout, max_payload=o.max_payload)
+
+    async def close(self, reason: str, *, code: int = CloseCode.NORMAL, by_client: bool = False,
+                    graceful: bool = False) -> None:
+        """End the session. ``graceful``: deliver what is queued first (the application closed it)."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        logger.info("Engine.IO session closed (%s, %s)", reason, self.transport)
+        self.close_code = code
+        if graceful and self.ws is None and self.queue and self._poll is None:
+            # Polling with packets queued and no GET to take them: wait for the next one.
+            self.state = State.CLOSING
+            self._tasks.append(asyncio.ensure_future(self._close_after_grace()))
+            self._stop_app()
+            return
+        await self._finish(by_client)
+
+    async def _close_after_grace(self) -> None:
+        await asyncio.sleep(CLOSING_GRACE)
+        await self._finish(False)
+
+    async def _finish(self, by_client: bool) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.server.forget(self)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current and task.get_name() != "app":
+                task.cancel()
+        if self._poll is not None and not self._poll.done():
+            # A waiting GET ends cleanly: noop if the client closed, else the close packet.
+            self._poll.set_result(codec.encode_packet(codec.NOOP if by_client else codec.CLOSE))
+        for ws in (self.ws, self.probe):
+            if ws is not None:
+                await ws.close(self.close_code)
+        self.probe = None
+        self._stop_app()
+
+    def _stop_app(self) -> None:
+        # Messages not yet handled are dropped; the application hears the disconnect next.
+        while not self._inbound.empty():
+            self._inbound.get_nowait()
+        self._inbound.put_nowait({"type": "websocket.disconnect", "code": int(self.close_code)})
+        self._progress.set()
+
+    # -- the application (virtual WebSocket) ----------------------------------------------
+
+    async def _run_app(self) -> None:
+        asyncio.current_task().set_name("app")
+        try:
+            await self.server.app(self.scope, self.app_receive, self.app_send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("The Socket.IO application failed (session closed)")
+        finally:
+            self._fed = self._done = self._taken  # nothing more will be handled
+            self._progress.set()
+        await self.close("application ended", code=CloseCode.NORMAL, graceful=True)
+
+    def _feed(self, message: dict) -> None:
+        self._fed += 1
+        self._inbound.put_nowait(message)
+
+    async def app_receive(self) -> dict:
+        # Called again only once the previous message is handled (await_many_dispatch).
+        self._done = self._taken
+        self._progress.set()
+        message = await self._inbound.get()
+        self._taken += 1
+        return message
+
+    async def app_send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            text = message.get("text")
+            await self.send(codec.message(text if text is not None else message.get("bytes") or b""))
+        elif kind == "websocket.close":
+            await self.close("closed by the server", code=message.get("code") or CloseCode.NORMAL, graceful=True)
+        # websocket.accept: the session is open already
+
+    async def _handled(self, target: int, timeout: float | None) -> None:
+        """Wait until the application has handled the first ``target`` messages fed to it."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._done < target and self.is_open:
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            pass
+
+    # -- outbound ----------------------------------------------------------------------
+
+    async def send(self, frame: str | bytes) -> bool:
+        """Write one encoded Engine.IO packet to the current transport."""
+        if not self.is_open:
+            return False
+        if self.ws is not None:
+            if self.ws.pending() > self.options.max_buffer:
+                await self.close("slow consumer", code=CloseCode.SLOW_CONSUMER)
+                return False
+            if not await self.ws.send(frame):
+                await self.close("transport error", code=CloseCode.NORMAL, by_client=True)
+                return False
+            return True
+        self.queue.append(frame)
+        self.queued_bytes += len(frame)
+        if self.queued_bytes > self.options.max_buffer:
+            await self.close("slow consumer", code=CloseCode.SLOW_CONSUMER)
+            return False
+        if self._poll is not None and not self._poll.done():
+            self._poll.set_result(None)  # the GET takes the whole queue when it resumes
+        return True
+
+    def _take_queue(self, last: str | None = None) -> str:
+        frames = list(self.queue)
+        self.queue.clear()
+        self.queued_bytes = 0
+        if last is not None:
+            frames.append(last)
+        return codec.encode_payload(frames)
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def receive(self, packet: codec.EnginePacket) -> None:
+        """A packet from the current transport."""
+        if not self.is_open:
+            return
+        kind = packet.type
+        if kind == codec.MESSAGE:
+            self._feed({"type": "websocket.receive", "bytes": packet.data} if packet.binary
+                       else {"type": "websocket.receive", "text": packet.data})
+            if self._fed - self._done > INBOUND_LIMIT:
+                await self._handled(self._fed - INBOUND_LIMIT, None)
+        elif kind == codec.PONG:
+            self._pong.set()
+        elif kind == codec.PING:
+            # Engine.IO v4 servers ping; answer a client's ping anyway, as python-engineio does.
+            await self.send(codec.encode_packet(codec.PONG, packet.data))
+        elif kind == codec.CLOSE:
+            await self.close("closed by the client", by_client=True)
+        elif kind != codec.NOOP:
+            await self.close("unexpected packet", code=CloseCode.PROTOCOL_ERROR)
+
+    async def _heartbeat(self) -> None:
+        interval, timeout = self.options.ping_interval, self.options.ping_timeout
+        while self.is_open:
+            await asyncio.sleep(interval)
+            self._pong.clear()
+            await self.send(codec.encode_packet(codec.PING))
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._pong.wait()
+            except TimeoutError:
+                await self.close("ping timeout", code=CloseCode.HEARTBEAT_TIMEOUT)
+                return
+
+    # -- long-polling --------------------------------------------------------------------
+
+    async def poll(self, disconnected: Awaitable) -> str | None:
+        """A GET: the queued packets, waiting for some if there are none. None: the client left."""
+        if self.state is State.CLOSING:
+            body = self._take_queue(codec.encode_packet(codec.CLOSE))
+            await self._finish(False)
+            return body
+        if self.transport != "polling" or not self.is_open:
+            raise PollError("bad_request")
+        if self._poll is not None:
+            # Two GETs at once: a broken or hostile client. The waiting one gets the close packet.
+            await self.close("overlapping polls", code=CloseCode.PROTOCOL_ERROR)
+            raise PollError("bad_request")
+        if self.queue:
+            return self._take_queue()
+        self._poll = waiter = asyncio.get_running_loop().create_future()
+        gone = asyncio.ensure_future(disconnected)
+        timer = None
+        if self.state is State.UPGRADING:
+            timer = asyncio.get_running_loop().call_later(UPGRADE_NOOP_DELAY, self._noop_poll)
+        try:
+            await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._poll = None
+            gone.cancel()
+            if timer is not None:
+                timer.cancel()
+        if not waiter.done():
+            waiter.cancel()
+            await self.close("poll aborted by the client", by_client=True)
+            return None
+        last = waiter.result()
+        if last is None and self.transport != "polling":
+            # Upgraded while this GET waited: it ends with a noop, the rest goes over the WebSocket.
+            last = codec.encode_packet(codec.NOOP)
+            return codec.encode_payload([last])
+        return self._take_queue(last)
+
+    def _noop_poll(self) -> None:
+        if self._poll is not None and not self._poll.done():
+            self._poll.set_result(codec.encode_packet(codec.NOOP))
+
+    async def post(self, body: bytes) -> None:
+        """A POST's packets; PollError if the session refuses them (and is then closed)."""
+        if self.state is State.CLOSING:
+            return  # the application closed the session; what the client says now is moot
+        if self.transport != "polling" or not self.is_open:
+            raise PollError("bad_request")
+        if self._posting:
+            await self.close("overlapping posts", code=CloseCode.PROTOCOL_ERROR)
+            raise PollError("bad_request")
+        self._posting = True
+        try:
+            try:
+                packets = codec.decode_payload(body.decode("utf-8"))
+            except (UnicodeDecodeError, ProtocolError):
+                await self.close("malformed payload", code=CloseCode.PROTOCOL_ERROR)
+                raise PollError("bad_request") from None
+            for packet in packets:
+                await self.receive(packet)
+            await self._handled(self._fed, POST_WAIT)
+        finally:
+            self._posting = False
+
+    # -- WebSocket ----------------------------------------------------------------------
+
+    def can_upgrade(self) -> bool:
+        return self.transport == "polling" and self.state is State.OPEN and self.probe is None
+
+    def begin_upgrade(self, ws: WebSocketCarrier) -> None:
+        self.probe = ws
+
+    async def probe_packet(self, ws: WebSocketCarrier, packet: codec.EnginePacket) -> None:
+        """A packet on the WebSocket being upgraded to: ``2probe``, then ``5``."""
+        if ws is not self.probe or not self.is_open:
+            await ws.close(CloseCode.PROTOCOL_ERROR)
+            return
+        if packet.type == codec.PING and packet.data == "probe" and self.state is State.OPEN:
+            await ws.send(codec.encode_packet(codec.PONG, "probe"))
+            self.state = State.UPGRADING
+            self._noop_poll()  # the waiting GET returns, so the client can pause polling
+        elif packet.type == codec.UPGRADE and self.state is State.UPGRADING:
+            self.probe, self.ws, self.transport = None, ws, "websocket"
+            self.state = State.OPEN
+            self.scope["engineio"]["transport"] = "websocket"
+            frames = list(self.queue)
+            self.queue.clear()
+            self.queued_bytes = 0
+            for frame in frames:
+                if not await self.send(frame):
+                    return
+            if self._poll is not None and not self._poll.done():
+                self._poll.set_result(None)
+        else:
+            self.probe = None
+            if self.state is State.UPGRADING:
+                self.state = State.OPEN
+            await ws.close(CloseCode.PROTOCOL_ERROR)
+
+    async def websocket_gone(self, ws: WebSocketCarrier) -> None:
+        """The client closed a WebSocket of this session."""
+        if ws is self.probe:
+            self.probe = None
+            if self.state is State.UPGRADING:
+                self.state = State.OPEN
+        elif ws is self.ws:
+            self.ws = None
+            await self.close("transport closed", by_client=True)
