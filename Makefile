@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test venv node bench clean
+.PHONY: run test test-django52 venv node bench clean
 
 venv: $(STAMP)
 
@@ -31,5 +31,16 @@ run: venv
 test: venv $(if $(wildcard package.json),node)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The realtime add-on also supports Django 5.2 LTS: its tests on a second venv.
+VENV52 := .venv-django52
+$(VENV52)/.installed: requirements.txt
+	@python=$$(scripts/find-python) || exit 1; "$$python" -m venv $(VENV52)
+	sed 's/^Django==.*/Django>=5.2,<5.3/' requirements.txt > $(VENV52)/requirements.txt
+	$(VENV52)/bin/python -m pip install --quiet --disable-pip-version-check -r $(VENV52)/requirements.txt
+	@touch $@
+
+test-django52: $(VENV52)/.installed
+	$(VENV52)/bin/python -m pytest tests/realtime -m "not slow" -q $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) node_modules db.sqlite3 test-output
+	rm -rf $(VENV) $(VENV52) node_modules db.sqlite3 test-output
