@@ -51,7 +51,7 @@ class Command(BaseCommand):
                    (self.new_order, 10), (self.progress_order, 27)]
         funcs, weights = zip(*actions)
         start = time.monotonic()
-        next_sync = start + 3.0
+        next_sync = start  # the first sync starts at once, then one every SYNC_EVERY seconds
         ticks = 0
         while seconds == 0 or time.monotonic() - start < seconds:
             ticks += 1
