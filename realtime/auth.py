@@ -13,11 +13,13 @@ with the result's code. Socket.IO may authenticate later, from its CONNECT
 packet, with ``authenticate()``.
 """
 from dataclasses import dataclass
+import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -25,6 +27,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from .exceptions import AuthError
 
 SUBPROTOCOL_PREFIX = "bearer."
+
+logger = logging.getLogger("realtime.auth")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
         user = user_for_token(token)
     except AuthError as e:
         return AuthResult(AnonymousUser(), e, subprotocol=subprotocol)
+    except DatabaseError as e:
+        # The database is down: a retryable refusal (4012), not a traceback and an HTTP 500.
+        logger.error("Database error while authenticating a socket: %s", type(e).__name__)
+        return AuthResult(AnonymousUser(), AuthError("unavailable"), subprotocol=subprotocol)
     return AuthResult(
         user,
         None,

@@ -28,7 +28,7 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4008  # retry: the client did not read fast enough
     MESSAGE_TOO_BIG = 4009  # terminal for that message
     PROTOCOL_ERROR = 4010  # terminal
-    SERVER_RESTART = 4012  # retry: the server lost its channel layer or is shutting down
+    SERVER_RESTART = 4012  # retry: the server lost its channel layer or database, or is shutting down
     HEARTBEAT_TIMEOUT = 4013  # retry
     TOO_MANY_CONNECTIONS = 4028  # retry later
     RATE_LIMITED = 4029  # retry later
@@ -69,6 +69,8 @@ class AuthError(RealtimeError):
         "token_expired": (CloseCode.AUTH_EXPIRED, "The access token has expired"),
         "user_inactive": (CloseCode.USER_INACTIVE, "The user is inactive or does not exist"),
         "token_revoked": (CloseCode.TOKEN_REVOKED, "The session was revoked"),
+        # Not the client's fault: the database could not be reached. Retryable (4012).
+        "unavailable": (CloseCode.SERVER_RESTART, "The service is temporarily unavailable"),
     }
 
     def __init__(self, code: str, message: str | None = None) -> None:

@@ -1,0 +1,147 @@
+"""Real clients for the hardening tests: websockets helpers, a hand-made raw WebSocket, /proc readers."""
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+
+import websockets
+
+from tests.realtime.test_cross_process import command, receive_event  # noqa: F401  (re-exported)
+
+
+async def ws_connect(server, token: str | None = None, *, path: str = "/ws/", **kwargs):
+    """A websockets client of ``server`` (a ServerProcess), token in the query string."""
+    url = f"{server.ws_url}{path}" + (f"?token={token}" if token is not None else "")
+    kwargs.setdefault("ping_interval", None)
+    kwargs.setdefault("open_timeout", 5)
+    kwargs.setdefault("close_timeout", 2)
+    return await websockets.connect(url, proxy=None, **kwargs)
+
+
+async def connected(server, token: str, **kwargs):
+    """Open a socket and wait for its ``connected`` event."""
+    ws = await ws_connect(server, token, **kwargs)
+    await receive_event(ws, "connected")
+    return ws
+
+
+async def close_code(ws, timeout: float = 5.0) -> int:
+    """Read until the server closes the socket; the close code it sent (1006 without a frame)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd is not None else 1006
+
+
+async def frames_until_close(ws, timeout: float = 5.0) -> tuple[list[dict], int]:
+    """Every frame received until the close, and the close code."""
+    frames = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                frames.append(json.loads(await ws.recv()))
+    except websockets.ConnectionClosed as e:
+        return frames, (e.rcvd.code if e.rcvd is not None else 1006)
+
+
+async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
+    """Poll ``predicate()`` (sync) until truthy; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# -- a WebSocket client by hand, on a plain socket -----------------------------------------------
+
+
+def client_frame(text: str | bytes, opcode: int = 0x1) -> bytes:
+    """One masked client frame (RFC 6455 5.2)."""
+    payload = text.encode() if isinstance(text, str) else text
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None, headers: dict | None = None,
+                  timeout: float = 5.0) -> tuple[socket.socket, bytes]:
+    """Do the HTTP upgrade by hand; the socket and whatever was read past the response headers.
+
+    ``rcvbuf`` shrinks the kernel's receive buffer (set before connecting so the
+    window is small): a client that then never reads stalls the server quickly.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed during the handshake: {buf!r}")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+    return sock, rest
+
+
+def abort(sock: socket.socket) -> None:
+    """Vanish without a close frame: RST the TCP connection."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def peer_gone(sock: socket.socket) -> bool:
+    """True once the server has closed or reset the connection (EOF/RST seen by a non-reading client).
+
+    Reads without consuming more than needed; a socket still open with unread data is not gone.
+    """
+    sock.setblocking(False)
+    try:
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return True
+    except BlockingIOError:
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    finally:
+        sock.setblocking(True)
