@@ -86,16 +86,20 @@ def _locked(pairs) -> dict[tuple[int, int], InventoryLevel]:
 
 
 def _lock_one(item_id: int, location_id: int, *, create: bool = False) -> InventoryLevel:
-    if create:
-        # bulk_create sends no post_save: the level appears at 0 and the change
-        # that follows is the one event. ON CONFLICT DO NOTHING under races.
-        if not InventoryItem.objects.filter(pk=item_id).exists():
-            raise NotFound(f"Inventory item {item_id} does not exist")
-        if not Location.objects.filter(pk=location_id).exists():
-            raise NotFound(f"Location {location_id} does not exist")
-        InventoryLevel.objects.bulk_create(
-            [InventoryLevel(item_id=item_id, location_id=location_id)], ignore_conflicts=True
-        )
+    """Lock one level; with ``create``, make it (at 0) first if the item is not stocked there yet."""
+    try:
+        return _locked([(item_id, location_id)])[(item_id, location_id)]
+    except NotFound:
+        if not create:
+            raise
+    if not InventoryItem.objects.filter(pk=item_id).exists():
+        raise NotFound(f"Inventory item {item_id} does not exist")
+    if not Location.objects.filter(pk=location_id).exists():
+        raise NotFound(f"Location {location_id} does not exist")
+    # bulk_create sends no post_save: the level appears at 0 and the change that
+    # follows is its one event. ON CONFLICT DO NOTHING when another thread won.
+    InventoryLevel.objects.bulk_create([InventoryLevel(item_id=item_id, location_id=location_id)],
+                                       ignore_conflicts=True)
     return _locked([(item_id, location_id)])[(item_id, location_id)]
 
 
@@ -198,23 +202,28 @@ def reserve(item_id: int, location_id: int, quantity: int, *, reason: str, user=
         if existing is not None:
             return _same_request(existing, item_id, location_id, quantity)
         level = _lock_one(item_id, location_id)
-        _expire_overdue_at(level)
+        if level.available - level.reserved < quantity:
+            _expire_overdue_at(level)  # overdue reservations never block a new one
         if level.available - level.reserved < quantity:
             raise InsufficientStock(
                 f"Cannot reserve {quantity}: only {level.available - level.reserved} sellable"
             )
-        try:
-            with transaction.atomic():  # a savepoint: the unique request id decides a race
-                reservation = Reservation.objects.create(
-                    item=level.item, location=level.location, quantity=quantity, reason=reason,
-                    reference=reference, request_id=request_id, created_by=_user(user),
-                    expires_at=timezone.now() + (ttl or reservation_ttl()),
-                )
-        except IntegrityError:
-            existing = _existing_request(user, request_id)
-            if existing is None:
-                raise
-            return _same_request(existing, item_id, location_id, quantity)
+        new = Reservation(
+            item=level.item, location=level.location, quantity=quantity, reason=reason, reference=reference,
+            request_id=request_id, created_by=_user(user), expires_at=timezone.now() + (ttl or reservation_ttl()),
+        )
+        if request_id is None:
+            new.save()
+        else:
+            try:
+                with transaction.atomic():  # a savepoint: the unique request id decides a race
+                    new.save()
+            except IntegrityError:
+                existing = _existing_request(user, request_id)
+                if existing is None:
+                    raise
+                return _same_request(existing, item_id, location_id, quantity)
+        reservation = new
         _apply(level, Kind.RESERVE, reserved_delta=quantity, reason=reason, user=user, reservation=reservation)
         reservation.duplicate = False
         signals.reservation_changed.send(sender=Reservation, reservation=reservation, action="created", user=user)
