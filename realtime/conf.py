@@ -40,8 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_REDIS_URL": None,
     "PRESENCE_PREFIX": "oda-rt",
     "PRESENCE_LEASE": 90.0,
+    # Observability (docs/observability.md): a bearer token that may read ``GET /metrics``
+    # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
+    "METRICS_TOKEN": None,
+    "HEALTH_TIMEOUT": 2.0,
     # Socket.IO (Engine.IO) options.
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
+    # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
+    "SOCKETIO_CONNECT_TIMEOUT": 20.0,
 }
 
 

@@ -46,7 +46,9 @@ logger = logging.getLogger("realtime.engineio")
 POST_WAIT = 2.0  # seconds a POST waits for the application to handle its messages
 UPGRADE_NOOP_DELAY = 0.1  # a GET during an upgrade gets its noop after this, as the reference server's check
 INBOUND_LIMIT = 256  # messages waiting for the application before a transport waits
+WRITE_BATCH_WINDOW = 0.01  # seconds between two WebSocket writes of a session when packets queue up
 CLOSING_GRACE = 5.0  # seconds a closing polling session waits for the GET that takes its last packets
+APP_STOP_TIMEOUT = 10.0  # seconds the application has to end after the disconnect before it is cancelled
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ class EngineServer:
         self.sockets: dict[str, "EngineSocket"] = {}
 
     def open(self, scope: dict, transport: str, ws: WebSocketCarrier | None = None) -> "EngineSocket":
+        """A new session; the caller sends its OPEN packet, then calls ``start()``."""
         sid = secrets.token_urlsafe(15)
         sock = EngineSocket(self, sid, scope, self.options(), transport, ws)
         self.sockets[sid] = sock
-        sock.start()
         return sock
 
     def get(self, sid: str | None) -> "EngineSocket | None":
@@ -127,24 +129,27 @@ class EngineSocket:
         self.ws = ws  # the WebSocket carrying the session, once it is the transport
         self.probe: WebSocketCarrier | None = None  # a WebSocket being upgraded to
         self.close_code: int = CloseCode.NORMAL
-        self.queue: deque[str | bytes] = deque()  # packets waiting for a GET
+        self.queue: deque[str | bytes] = deque()  # packets waiting for a GET, or for the WebSocket to drain
         self.queued_bytes = 0
+        self._flusher: asyncio.Task | None = None
+        self._last_write = 0.0  # loop time of the last WebSocket write
         self._poll: asyncio.Future | None = None  # the waiting GET; result: a last packet or None
         self._posting = False
         self._inbound: asyncio.Queue = asyncio.Queue()
         self._fed = self._taken = self._done = 0
         self._progress = asyncio.Event()
         self._pong = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._pong_deadline: float | None = None
+        self._app_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []  # heartbeat, closing grace
+        self._app_stopped = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         self._feed({"type": "websocket.connect"})
-        self._tasks = [
-            asyncio.ensure_future(self._run_app()),
-            asyncio.ensure_future(self._heartbeat()),
-        ]
+        self._app_task = asyncio.ensure_future(self._run_app())
+        self._tasks.append(asyncio.ensure_future(self._heartbeat()))
 
     @property
     def is_open(self) -> bool:
@@ -181,12 +186,14 @@ class EngineSocket:
         self.state = State.CLOSED
         self.server.forget(self)
         current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current and task.get_name() != "app":
+        for task in (*self._tasks, self._flusher):
+            if task is not None and task is not current:
                 task.cancel()
         if self._poll is not None and not self._poll.done():
             # A waiting GET ends cleanly: noop if the client closed, else the close packet.
             self._poll.set_result(codec.encode_packet(codec.NOOP if by_client else codec.CLOSE))
+        if self.ws is not None and self.queue and not by_client:
+            await self._write_queue()  # what the application sent before closing
         for ws in (self.ws, self.probe):
             if ws is not None:
                 await ws.close(self.close_code)
@@ -194,16 +201,22 @@ class EngineSocket:
         self._stop_app()
 
     def _stop_app(self) -> None:
-        # Messages not yet handled are dropped; the application hears the disconnect next.
+        """Messages not yet handled are dropped; the application hears the disconnect next."""
+        if self._app_stopped:
+            return
+        self._app_stopped = True
         while not self._inbound.empty():
             self._inbound.get_nowait()
         self._inbound.put_nowait({"type": "websocket.disconnect", "code": int(self.close_code)})
         self._progress.set()
+        app = self._app_task
+        if app is not None and not app.done():
+            # It leaves its rooms on the disconnect; one stuck in a command is cancelled later.
+            asyncio.get_running_loop().call_later(APP_STOP_TIMEOUT, app.cancel)
 
     # -- the application (virtual WebSocket) ----------------------------------------------
 
     async def _run_app(self) -> None:
-        asyncio.current_task().set_name("app")
         try:
             await self.server.app(self.scope, self.app_receive, self.app_send)
         except asyncio.CancelledError:
@@ -249,25 +262,59 @@ class EngineSocket:
     # -- outbound ----------------------------------------------------------------------
 
     async def send(self, frame: str | bytes) -> bool:
-        """Write one encoded Engine.IO packet to the current transport."""
+        """Write one encoded Engine.IO packet to the current transport.
+
+        On a WebSocket, like the reference server (which writes again only once the
+        previous write has drained), a packet is written at once if no earlier write
+        is still in the server's buffer and nothing waits; otherwise it joins the queue,
+        written in one go once the socket has drained and ``WRITE_BATCH_WINDOW`` has
+        passed since the last write. A burst costs one write, and a packet that follows
+        another at once reaches the client in a read of its own.
+        """
         if not self.is_open:
             return False
-        if self.ws is not None:
-            if self.ws.pending() > self.options.max_buffer:
-                await self.close("slow consumer", code=CloseCode.SLOW_CONSUMER)
-                return False
-            if not await self.ws.send(frame):
+        ws = self.ws
+        if ws is not None and not self.queue and ws.pending() == 0:
+            self._last_write = asyncio.get_running_loop().time()
+            if not await ws.send(frame):
                 await self.close("transport error", code=CloseCode.NORMAL, by_client=True)
                 return False
             return True
         self.queue.append(frame)
         self.queued_bytes += len(frame)
-        if self.queued_bytes > self.options.max_buffer:
+        if self.queued_bytes + (ws.pending() if ws is not None else 0) > self.options.max_buffer:
             await self.close("slow consumer", code=CloseCode.SLOW_CONSUMER)
             return False
-        if self._poll is not None and not self._poll.done():
+        if ws is not None:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.ensure_future(self._drain())
+        elif self._poll is not None and not self._poll.done():
             self._poll.set_result(None)  # the GET takes the whole queue when it resumes
         return True
+
+    async def _drain(self) -> None:
+        """Write the queue to the WebSocket after the batch window, once earlier writes have left."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self._last_write + WRITE_BATCH_WINDOW - loop.time()))
+        waits = 0
+        while self.ws is not None and self.ws.pending() > 0 and self.is_open:
+            # A slow client: back off while the server's buffer empties (or overflows: send()).
+            await asyncio.sleep(min(0.05, 0.001 * 2**waits))
+            waits += 1
+        self._last_write = loop.time()
+        await self._write_queue()
+
+    async def _write_queue(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        frames = list(self.queue)
+        self.queue.clear()
+        self.queued_bytes = 0
+        for frame in frames:
+            if not await ws.send(frame):
+                await self.close("transport error", code=CloseCode.NORMAL, by_client=True)
+                return
 
     def _take_queue(self, last: str | None = None) -> str:
         frames = list(self.queue)
@@ -281,7 +328,7 @@ class EngineSocket:
 
     async def receive(self, packet: codec.EnginePacket) -> None:
         """A packet from the current transport."""
-        if not self.is_open:
+        if not self.is_open or await self.timed_out():
             return
         kind = packet.type
         if kind == codec.MESSAGE:
@@ -300,17 +347,32 @@ class EngineSocket:
             await self.close("unexpected packet", code=CloseCode.PROTOCOL_ERROR)
 
     async def _heartbeat(self) -> None:
+        """Ping ``ping_interval`` after the open or the last pong; no pong by the deadline: close."""
+        loop = asyncio.get_running_loop()
         interval, timeout = self.options.ping_interval, self.options.ping_timeout
+        due = loop.time() + interval
         while self.is_open:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, due - loop.time()))
             self._pong.clear()
+            # From the scheduled time, not the actual one: a busy loop must not extend the grace.
+            self._pong_deadline = due + timeout
             await self.send(codec.encode_packet(codec.PING))
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(self._pong_deadline):
                     await self._pong.wait()
             except TimeoutError:
                 await self.close("ping timeout", code=CloseCode.HEARTBEAT_TIMEOUT)
                 return
+            self._pong_deadline = None
+            due = loop.time() + interval
+
+    async def timed_out(self) -> bool:
+        """True (and the session closed) if the pong deadline has passed, even if its timer is late."""
+        deadline = self._pong_deadline
+        if deadline is not None and not self._pong.is_set() and asyncio.get_running_loop().time() >= deadline:
+            await self.close("ping timeout", code=CloseCode.HEARTBEAT_TIMEOUT)
+            return True
+        return False
 
     # -- long-polling --------------------------------------------------------------------
 
@@ -320,7 +382,7 @@ class EngineSocket:
             body = self._take_queue(codec.encode_packet(codec.CLOSE))
             await self._finish(False)
             return body
-        if self.transport != "polling" or not self.is_open:
+        if self.transport != "polling" or not self.is_open or await self.timed_out():
             raise PollError("bad_request")
         if self._poll is not None:
             # Two GETs at once: a broken or hostile client. The waiting one gets the close packet.
@@ -346,9 +408,9 @@ class EngineSocket:
             return None
         last = waiter.result()
         if last is None and self.transport != "polling":
-            # Upgraded while this GET waited: it ends with a noop, the rest goes over the WebSocket.
-            last = codec.encode_packet(codec.NOOP)
-            return codec.encode_payload([last])
+            # Upgraded while this GET waited (a client pauses polling before it sends "5",
+            # so only a stray GET gets here): polling is over for this session.
+            raise PollError("bad_request")
         return self._take_queue(last)
 
     def _noop_poll(self) -> None:
@@ -359,7 +421,7 @@ class EngineSocket:
         """A POST's packets; PollError if the session refuses them (and is then closed)."""
         if self.state is State.CLOSING:
             return  # the application closed the session; what the client says now is moot
-        if self.transport != "polling" or not self.is_open:
+        if self.transport != "polling" or not self.is_open or await self.timed_out():
             raise PollError("bad_request")
         if self._posting:
             await self.close("overlapping posts", code=CloseCode.PROTOCOL_ERROR)
@@ -398,12 +460,8 @@ class EngineSocket:
             self.probe, self.ws, self.transport = None, ws, "websocket"
             self.state = State.OPEN
             self.scope["engineio"]["transport"] = "websocket"
-            frames = list(self.queue)
-            self.queue.clear()
-            self.queued_bytes = 0
-            for frame in frames:
-                if not await self.send(frame):
-                    return
+            if self.queue:
+                await self._write_queue()
             if self._poll is not None and not self._poll.done():
                 self._poll.set_result(None)
         else:

@@ -1,0 +1,267 @@
+"""Socket.IO v5 on the Session core: ``/socket.io/`` is the socket of ``/ws/``, encoded differently.
+
+``SocketIOConsumer`` runs over the virtual WebSocket of one Engine.IO session
+(``engineio.py``): each message it receives is one Socket.IO packet or attachment, each
+frame it sends one Engine.IO message, whatever carries the session (long-polling or a
+WebSocket). As a ``SocketConsumer`` it shares with the native protocol the Session (auth,
+rooms, permissions, commands, payloads), delivery from the hub with one encoding per
+protocol (``42["inventory:updated",{event,type,data,id,timestamp}]``) and the close codes.
+
+Connecting (namespace ``/`` only; another gets CONNECT_ERROR ``{"message": "Invalid
+namespace"}``, as every Socket.IO server answers): the token is the CONNECT packet's
+auth payload (``io(url, {auth: {token}})``), else the handshake's ``Authorization``
+header or ``token`` query parameter. A refusal is CONNECT_ERROR ``{"message": code,
+"data": {"code", "message"}}``: the client's ``connect_error`` ``err.message`` is
+``token_missing``, ``token_invalid``, ``token_expired`` or ``user_inactive``. The
+Engine.IO session stays for a retry; with no namespace connected it is closed after
+``SOCKETIO_CONNECT_TIMEOUT`` seconds. Accepted: ``40{"sid": connectionId}``, then the
+``connected`` event of ``/ws/``.
+
+Commands: ``42["subscribe:inventory",{...}]``. With an ack id the answer is
+``43<id>[{"data": result}]`` or ``43<id>[{"error": {"code", "message"}}]``; without, a
+failure is the command's error event (``inventory:updateError``) and a subscription's
+result the ``subscribed`` event, as on ``/ws/``.
+
+A malformed packet closes the connection (the Socket.IO protocol's rule, checked by its
+conformance suite), after an ``error`` event if ``/`` was connected. A server-side close
+with a terminal code sends DISCONNECT first, so the client does not reconnect by itself.
+"""
+import asyncio
+import logging
+
+from channels.exceptions import StopConsumer
+
+from . import metrics
+from .auth import AuthResult, authenticate, token_from_scope
+from .conf import rt_settings
+from .consumers import SocketConsumer
+from .engineio import EngineOptions
+from .events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
+from .exceptions import CloseCode, ProtocolError
+from .protocol import socketio as codec
+from .session import Reply
+
+logger = logging.getLogger("realtime.socketio")
+
+INVALID_NAMESPACE = "Invalid namespace"
+
+
+class ConnectRefused(Exception):
+    """A namespace CONNECT refused: ``message`` becomes the client's ``err.message``."""
+
+    def __init__(self, message: str, data: dict | None = None) -> None:
+        self.message = message
+        self.data = data
+        super().__init__(message)
+
+
+class SocketIOConsumer(SocketConsumer):
+    """One Socket.IO client (one Engine.IO session) of the product: namespace ``/`` on a Session."""
+
+    protocol_name = codec.NAME
+    namespaces = frozenset({codec.DEFAULT_NAMESPACE})
+
+    async def __call__(self, scope, receive, send):
+        self.decoder = codec.PacketDecoder()
+        self.connected: dict[str, str] = {}  # namespace -> the Socket.IO sid given in its CONNECT
+        self.connecting: str | None = None  # the namespace whose CONNECT is being handled
+        self._welcome: dict | None = None
+        self._deadline: asyncio.Task | None = None
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
+
+    # -- configuration hooks (the conformance server overrides them) ----------------------
+
+    def message_limit(self) -> int | None:
+        """Largest Socket.IO packet accepted, in characters (the Engine.IO maxPayload also applies)."""
+        return rt_settings.MAX_MESSAGE_BYTES
+
+    def connect_timeout(self) -> float:
+        return float(rt_settings.SOCKETIO_CONNECT_TIMEOUT)
+
+    @property
+    def idle_timeout(self) -> float:
+        # Liveness is Engine.IO's heartbeat (ping/pong never reach this consumer).
+        return float("inf")
+
+    # -- the virtual WebSocket -----------------------------------------------------------
+
+    async def websocket_connect(self, message):
+        await self.base_send({"type": "websocket.accept"})
+        self._deadline = asyncio.ensure_future(self._close_unless_connected(self.connect_timeout()))
+
+    async def _close_unless_connected(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self.connected:
+            logger.info("Closing a Socket.IO connection that connected no namespace")
+            await self.close(CloseCode.PROTOCOL_ERROR, "connect_timeout")
+
+    async def websocket_receive(self, message):
+        if self.closed:
+            return
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        limit = self.message_limit()
+        if limit is not None and len(data) > limit:
+            return await self.fail("message_too_big", "The message is too big", CloseCode.MESSAGE_TOO_BIG)
+        try:
+            packet = self.decoder.feed(data)
+        except ProtocolError as e:
+            return await self.fail(e.code, e.message, CloseCode.PROTOCOL_ERROR)
+        if packet is None:
+            return  # a binary packet waiting for its attachments
+        namespace = packet.namespace
+        if packet.type == codec.CONNECT:
+            if namespace in self.connected:
+                return await self.fail("invalid_state", "Namespace already connected", CloseCode.PROTOCOL_ERROR)
+            return await self.on_connect(namespace, packet.data)
+        if namespace not in self.connected:
+            return await self.fail("invalid_state", "Namespace not connected", CloseCode.PROTOCOL_ERROR)
+        if packet.type == codec.DISCONNECT:
+            del self.connected[namespace]
+            return await self.disconnect_namespace(namespace)
+        if packet.type in (codec.EVENT, codec.BINARY_EVENT):
+            return await self.handle_event(namespace, packet.event, packet.args, packet.id)
+        # ACK: the server emits nothing with a callback, so there is nothing to match.
+
+    async def websocket_disconnect(self, message):
+        if not self.closed:
+            metrics.DISCONNECTS.labels("client").inc()
+        self.closed = True
+        await self.end_session()
+        raise StopConsumer()
+
+    async def on_connect(self, namespace: str, auth: object) -> None:
+        if namespace not in self.namespaces:
+            await self.send_frame(codec.encode_connect_error(namespace, INVALID_NAMESPACE))
+            return
+        self.connecting = namespace
+        try:
+            sid = await self.connect_namespace(namespace, auth)
+        except ConnectRefused as e:
+            await self.send_frame(codec.encode_connect_error(namespace, e.message, e.data))
+            return
+        finally:
+            self.connecting = None
+        if sid is None or self.closed:
+            return
+        self.connected[namespace] = sid
+        await self.send_frame(codec.encode_connect(namespace, sid))
+        await self.namespace_connected(namespace, auth)
+
+    async def fail(self, code: str, message: str, close_code: CloseCode) -> None:
+        """Bad input at the protocol level: say why (if we can), then close."""
+        logger.info("Closing connection %s: %s", self.connection_id, code)
+        if codec.DEFAULT_NAMESPACE in self.connected:
+            await self.send_frame(self.error_frame(ERROR, code, message))
+        await self.close(close_code, code)
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            terminal = not CloseCode(code).retryable
+        except ValueError:
+            terminal = True
+        if self.connecting is not None:
+            # Closed while connecting (e.g. too many sockets for the user): say so in the client's terms.
+            await self.send_frame(codec.encode_connect_error(self.connecting, reason or "closed", {"code": reason or "closed"}))
+        if terminal:
+            # "io server disconnect": the client does not reconnect on its own.
+            for namespace in list(self.connected):
+                await self.send_frame(codec.encode_disconnect(namespace))
+        self.connected.clear()
+        await super().close(code, reason)
+
+    async def send_messages(self, messages: list[str | bytes]) -> None:
+        for msg in messages:
+            if isinstance(msg, str):
+                await self.send_frame(msg)
+            elif not self.closed:
+                await self.base_send({"type": "websocket.send", "bytes": msg})
+
+    # -- encodings of the Session's frames -------------------------------------------------
+
+    def event_frame(self, event: Event) -> str:
+        return codec.event_frame(event)
+
+    def error_frame(self, event, code, message, request=None) -> str:
+        return codec.event_message(event, encode_json(error_envelope(event, code, message, request)))
+
+    @staticmethod
+    def event_message(name: str, data: object) -> str:
+        return codec.event_message(name, encode_json(envelope(name, data)))
+
+    # -- the product's namespace "/" --------------------------------------------------------
+
+    async def connect_namespace(self, namespace: str, auth: object) -> str | None:
+        """Authenticate and open the Session; the Socket.IO sid (the connection id), None if refused."""
+        result = await self.authenticate_connect(auth)
+        if not result.ok:
+            logger.info("Refused a Socket.IO connection: %s", result.error.code)
+            metrics.REFUSALS.labels(result.error.code).inc()
+            error = result.error
+            raise ConnectRefused(error.code, {"code": error.code, "message": error.message})
+        self._welcome = await self.start_session(result.user, result.expires_at)
+        if self._welcome is None:
+            return None  # refused and closed by start_session (too many sockets)
+        return self.session.connection_id
+
+    async def namespace_connected(self, namespace: str, auth: object) -> None:
+        await self.send_frame(self.event_message(CONNECTED, self._welcome))
+        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name)
+
+    async def authenticate_connect(self, auth: object) -> AuthResult:
+        """The CONNECT auth payload's token, else the handshake request's (header or query)."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is None:
+            known = self.scope.get("realtime.auth")  # WebSocket handshakes went through JWTAuthMiddleware
+            if known is not None:
+                return known
+            token, _ = token_from_scope(self.scope)
+        if isinstance(token, str) and token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        return await authenticate(token)
+
+    async def handle_event(self, namespace: str, name: str, args: list, ack: int | None) -> None:
+        if not await self.admit():
+            if ack is not None and not self.closed:
+                await self.send_messages(self.reply_messages(Reply(name, None, "rate_limited", "Too many messages; slow down"), ack))
+            return
+        if codec.contains_binary(args):
+            reply = Reply(name, None, "binary_not_supported", "Binary arguments are not supported; send JSON")
+        elif len(args) > 1:
+            reply = Reply(name, None, "validation_error", "A command takes one argument", request=args)
+        else:
+            reply = await self.session.handle(name, args[0] if args else None)
+        await self.send_messages(self.reply_messages(reply, ack))
+
+    def reply_messages(self, reply: Reply, ack: int | None) -> list[str | bytes]:
+        if ack is not None:
+            body = {"data": reply.data} if reply.ok else {"error": reply.error_dict()}
+            return codec.encode_ack(codec.DEFAULT_NAMESPACE, ack, [body])
+        if not reply.ok:
+            return [self.error_frame(reply.error_event, reply.error_code, reply.error_message, reply.request)]
+        if reply.result_event:
+            return [self.event_message(reply.result_event, reply.data)]
+        return []
+
+    async def disconnect_namespace(self, namespace: str) -> None:
+        await self.end_session()
+
+
+def engine_options() -> EngineOptions:
+    """The product's Engine.IO options, from ``REALTIME`` settings."""
+    return EngineOptions(
+        ping_interval=float(rt_settings.PING_INTERVAL),
+        ping_timeout=float(rt_settings.PING_TIMEOUT),
+        max_payload=int(rt_settings.SOCKETIO_MAX_PAYLOAD),
+        max_buffer=int(rt_settings.MAX_OUTBOUND_BACKLOG_BYTES),
+    )
+
+
+__all__ = ["ConnectRefused", "SocketIOConsumer", "engine_options"]

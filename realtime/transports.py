@@ -1,0 +1,258 @@
+"""The ASGI consumers of an Engine.IO endpoint: its WebSocket and its long-polling requests.
+
+They only move Engine.IO packets between the wire and the session (``engineio.py``):
+the Socket.IO protocol and the Session core are above, in ``SocketIOConsumer``.
+Neither is a channel-layer member, and both skip channels' per-message
+``close_old_connections`` thread hop (TRAPS.md): they never touch the ORM.
+
+Refusals: a malformed query string, an unknown transport or an Engine.IO version other
+than 4 get HTTP 400 with the reference server's JSON body (``{"code": 3, "message":
+"Bad request"}``); a forbidden ``Origin`` gets 403 (HTTP) or a refused handshake
+(WebSocket). A session id that is unknown here (expired, or owned by another process
+without sticky sessions) gets 400 ``Session ID unknown``: clients then reconnect.
+"""
+import logging
+
+from channels.consumer import AsyncConsumer, get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from channels.utils import await_many_dispatch
+
+from .engineio import EngineServer, EngineSocket, PollError
+from .exceptions import CloseCode, ProtocolError
+from .origins import origin_allowed
+from .outbound import backlog_probe
+from .protocol import socketio as codec
+
+logger = logging.getLogger("realtime.transports")
+
+TEXT = b"text/plain; charset=UTF-8"
+JSON = b"application/json"
+CORS_MAX_AGE = b"600"
+
+
+class _Transport(AsyncConsumer):
+    """A bare consumer: no channel layer, no thread hop per message."""
+
+    def __init__(self, server: EngineServer) -> None:  # as_asgi(server=...)
+        self.server = server
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.base_send = send
+        self._receive = receive
+        await self.setup()
+        try:
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            await self.teardown()
+
+    async def setup(self) -> None:
+        pass
+
+    async def teardown(self) -> None:
+        pass
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    def origin_ok(self) -> bool:
+        return not self.server.check_origin or origin_allowed(self.scope)
+
+
+class WebSocketTransport(_Transport):
+    """``/socket.io/`` over WebSocket: a new session, or the upgrade of a polling one (``sid``)."""
+
+    async def setup(self) -> None:
+        self.session: EngineSocket | None = None
+        self.closed = False
+        self._pending = backlog_probe(self.base_send)
+
+    async def teardown(self) -> None:
+        # Also when daphne cancels us because the client vanished without a close frame.
+        session, self.session = self.session, None
+        if session is not None:
+            await session.websocket_gone(self)
+
+    async def websocket_connect(self, message):
+        try:
+            request = codec.parse_query(self.scope.get("query_string", b""))
+            if request.transport != "websocket":
+                raise ProtocolError("Use transport=websocket on a WebSocket", code="bad_request")
+        except ProtocolError as e:
+            logger.info("Refused an Engine.IO WebSocket: %s", e.code)
+            return await self.refuse()
+        if not self.origin_ok():
+            logger.info("Refused an Engine.IO WebSocket from a forbidden origin")
+            return await self.refuse()
+        if request.sid is None:
+            await self.base_send({"type": "websocket.accept"})
+            self.session = self.server.open(self.scope, "websocket", ws=self)
+            await self.send(self.session.open_packet())
+            self.session.start()
+            return
+        session = self.server.get(request.sid)
+        await self.base_send({"type": "websocket.accept"})
+        if session is None or not session.can_upgrade():
+            # Accept, then close: clients see a failed probe and keep polling.
+            return await self.close(CloseCode.PROTOCOL_ERROR)
+        self.session = session
+        session.begin_upgrade(self)
+
+    async def refuse(self) -> None:
+        self.closed = True
+        await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
+
+    async def websocket_receive(self, message):
+        session = self.session
+        if self.closed or session is None:
+            return
+        frame = message.get("text")
+        if frame is None:
+            frame = message.get("bytes") or b""
+        if len(frame) > session.options.max_payload:
+            await session.close("message over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+            return await self.close(CloseCode.MESSAGE_TOO_BIG)
+        try:
+            packet = codec.decode_packet(frame)
+        except ProtocolError:
+            if session.ws is self:
+                await session.close("malformed packet", code=CloseCode.PROTOCOL_ERROR)
+            return await self.close(CloseCode.PROTOCOL_ERROR)
+        if session.ws is self:
+            await session.receive(packet)
+        else:
+            await session.probe_packet(self, packet)
+
+    async def websocket_disconnect(self, message):
+        self.closed = True
+        raise StopConsumer()
+
+    # -- WebSocketCarrier ---------------------------------------------------------------
+
+    async def send(self, frame: str | bytes) -> bool:
+        if self.closed:
+            return False
+        key = "bytes" if isinstance(frame, bytes) else "text"
+        try:
+            await self.base_send({"type": "websocket.send", key: frame})
+        except Exception:
+            # daphne raises Disconnected into send() when the client went away.
+            self.closed = True
+            return False
+        return True
+
+    def pending(self) -> int:
+        return self._pending() if self._pending is not None else 0
+
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.base_send({"type": "websocket.close", "code": int(code)})
+        except Exception:
+            pass
+
+
+class PollingTransport(_Transport, AsyncHttpConsumer):
+    """``/socket.io/`` over HTTP long-polling: the handshake ``GET``, then ``GET``/``POST`` with ``sid``."""
+
+    async def setup(self) -> None:
+        self.body = []
+        self.size = 0
+        self.too_big = False
+
+    async def http_request(self, message):
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self.server.options().max_payload:
+            self.too_big = True  # keep reading (and dropping) the body; answer 413 at its end
+        elif chunk:
+            self.body.append(chunk)
+        if not message.get("more_body"):
+            try:
+                await self.handle(b"".join(self.body))
+            finally:
+                await self.disconnect()
+            raise StopConsumer()
+
+    async def handle(self, body: bytes) -> None:
+        method = self.scope["method"]
+        if not self.origin_ok():
+            return await self.reply(403, codec.engine_error("forbidden"), JSON)
+        if method == "OPTIONS":
+            return await self.preflight()
+        try:
+            request = codec.parse_query(self.scope.get("query_string", b""))
+            if request.transport != "polling":
+                raise ProtocolError("A WebSocket transport needs a WebSocket", code="bad_request")
+        except ProtocolError as e:
+            return await self.reply(400, codec.engine_error(e.code), JSON)
+        if request.sid is None:
+            if method != "GET":
+                return await self.reply(400, codec.engine_error("bad_handshake_method"), JSON)
+            session = self.server.open(self.scope, "polling")
+            session.start()
+            return await self.reply(200, session.open_packet())
+        session = self.server.get(request.sid)
+        if session is None:
+            return await self.reply(400, codec.engine_error("unknown_sid"), JSON)
+        try:
+            if self.too_big:
+                await session.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+                return await self.reply(413, codec.engine_error("bad_request"), JSON)
+            if method == "GET":
+                payload = await session.poll(self._receive())
+                if payload is not None:
+                    await self.reply(200, payload)
+            elif method == "POST":
+                await session.post(body)
+                await self.reply(200, "ok")
+            else:
+                await self.reply(400, codec.engine_error("bad_request"), JSON)
+        except PollError as e:
+            await self.reply(400, codec.engine_error(e.code), JSON)
+
+    async def preflight(self) -> None:
+        headers = [(b"access-control-allow-methods", b"GET, POST, OPTIONS"), (b"access-control-max-age", CORS_MAX_AGE)]
+        requested = self._header(b"access-control-request-headers")
+        if requested:
+            headers.append((b"access-control-allow-headers", requested))
+        await self.send_response(204, b"", headers=self._cors() + headers)
+
+    def _header(self, name: bytes) -> bytes | None:
+        for key, value in self.scope.get("headers", ()):
+            if key.lower() == name:
+                return value
+        return None
+
+    def _cors(self) -> list[tuple[bytes, bytes]]:
+        """Cross-origin access for an allowed browser origin (checked by ``origin_ok``)."""
+        origin = self._header(b"origin")
+        if origin is None:
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"vary", b"Origin"),
+        ]
+
+    async def reply(self, status: int, body: str, content_type: bytes = TEXT) -> None:
+        headers = [(b"content-type", content_type), (b"cache-control", b"no-store"), *self._cors()]
+        try:
+            await self.send_response(status, body.encode("utf-8"), headers=headers)
+        except Exception:
+            # daphne raises Disconnected when the client went away meanwhile.
+            logger.debug("Polling response not delivered: the client left")
+
+    async def http_disconnect(self, message):
+        raise StopConsumer()
+
+
+__all__ = ["PollingTransport", "WebSocketTransport"]
