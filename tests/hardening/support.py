@@ -24,7 +24,7 @@ async def ws_connect(server, token: str | None = None, *, path: str = "/ws/", **
 async def connected(server, token: str, **kwargs):
     """Open a socket and wait for its ``connected`` event."""
     ws = await ws_connect(server, token, **kwargs)
-    await receive_event(ws, "connected")
+    ws.connected_frame = await receive_event(ws, "connected")
     return ws
 
 
@@ -145,3 +145,55 @@ def peer_gone(sock: socket.socket) -> bool:
         return True
     finally:
         sock.setblocking(True)
+
+
+def hardened_server(prefix: str, redis_url: str | None = None, **env) -> "ServerProcess":
+    """A daphne subprocess on Redis with layer prefix ``prefix`` and its own presence keys.
+
+    ``env`` values are realtime settings (``IDLE_TIMEOUT=3`` -> ``REALTIME_IDLE_TIMEOUT=3``)
+    or, when spelled in capitals with an underscore prefix already, raw variables.
+    """
+    from django.conf import settings
+
+    from tests.servers import ServerProcess
+
+    variables = {"REALTIME_PRESENCE_PREFIX": json.dumps(prefix)}
+    for name, value in env.items():
+        key = name if name.startswith(("REALTIME_", "DJANGO_", "JWT_", "DATABASE_")) else f"REALTIME_{name}"
+        variables[key] = value if isinstance(value, str) else json.dumps(value)
+    return ServerProcess(redis_url=redis_url or settings.TEST_REDIS_URL, layer_prefix=prefix, env=variables)
+
+
+def pubsub_layer_settings(redis_url: str, prefix: str) -> dict:
+    return {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 15}], "prefix": prefix},
+        }
+    }
+
+
+async def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
+               timeout: float = 10.0) -> tuple[int, dict | str]:
+    """A real HTTP request (urllib, in a thread): (status, JSON body or text)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **(headers or {}),
+    })
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call():
+        try:
+            with opener.open(request, timeout=timeout) as res:
+                status, raw = res.status, res.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw) if raw else ""
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    return await asyncio.to_thread(call)

@@ -1,0 +1,69 @@
+"""Idle sockets: without a heartbeat closed (4013), with one kept open and not deaf — on both Redis layers.
+
+IDLE_TIMEOUT is 3 s here. redis-py 8's 5 s read timeout once killed idle
+consumers after ~5.8 s (TRAPS.md), so the heartbeat phase lasts longer than that.
+"""
+import asyncio
+import time
+
+from channels.db import database_sync_to_async
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+import pytest
+
+from realtime.events import Event
+from realtime.rooms import group_for
+from tests.hardening.support import connected, frames_until_close, hardened_server, receive_event
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.slow]
+
+IDLE = 3
+
+
+async def heartbeat(ws, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await ws.send('{"event":"ping"}')
+        await asyncio.sleep(1.0)
+
+
+async def test_silent_sockets_are_closed_and_heartbeating_ones_stay_open_on_both_redis_layers(
+    redis_url, layer_prefix, make_user, token
+):
+    user = await database_sync_to_async(make_user)()
+    raw = token(user)
+    host = {"address": redis_url, "socket_timeout": 15}
+    layers = {
+        "pubsub": RedisPubSubChannelLayer(hosts=[host], prefix=layer_prefix),
+        "core": RedisChannelLayer(hosts=[host], prefix=layer_prefix + "c"),
+    }
+    servers = {
+        "pubsub": hardened_server(layer_prefix, IDLE_TIMEOUT=IDLE),
+        "core": hardened_server(layer_prefix + "c", IDLE_TIMEOUT=IDLE, REALTIME_CHANNEL_LAYER="core"),
+    }
+    try:
+        for server in servers.values():
+            server.start()
+        silent, alive = {}, {}
+        for name, server in servers.items():
+            alive[name] = await connected(server, raw)
+            silent[name] = ws = await connected(server, raw)
+        for ws in alive.values():
+            assert ws.connected_frame["data"]["heartbeatInterval"] == IDLE / 2  # the client is told
+        started = time.monotonic()
+        closes = {name: asyncio.ensure_future(frames_until_close(ws, timeout=IDLE + 4)) for name, ws in silent.items()}
+        await asyncio.gather(*(heartbeat(ws, 8) for ws in alive.values()))
+        for name, layer in layers.items():
+            frames, code = await closes[name]
+            assert (frames[-1]["code"], code) == ("heartbeat_timeout", 4013), name
+            event = Event.build("test:after", {"layer": name}, [f"user:{user.pk}"])
+            await layer.group_send(group_for(f"user:{user.pk}"), event.to_layer())
+            frame = await receive_event(alive[name], "test:after")
+            assert frame["data"] == {"layer": name}
+            assert time.monotonic() - started > 8
+    finally:
+        for server in servers.values():
+            server.stop()
+        await layers["pubsub"].flush()
+        await layers["core"].flush()
+
