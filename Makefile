@@ -26,6 +26,13 @@ node_modules/.installed: package.json $(wildcard package-lock.json)
 run: venv
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(PY) manage.py seed_demo
+	@echo
+	@echo "Admin and live dashboard: http://$(HOST):$(PORT)/admin/  (log in as admin / admin-demo-pass)"
+	@echo "A token:   curl -s -X POST http://$(HOST):$(PORT)/api/auth/token/ -d username=manager -d password=manager-demo-pass"
+	@echo "A socket:  ws://$(HOST):$(PORT)/ws/?token=<access>  then send {\"event\":\"subscribe:inventory\",\"ack\":1}"
+	@echo "Events flow when stock, orders or syncs change (admin edits). For 'manage.py simulate' from"
+	@echo "another terminal, run both with REDIS_URL=redis://127.0.0.1:6379/0 (docs/events.md)."
+	@echo
 	DJANGO_DEBUG=1 $(PY) manage.py serve --bind $(HOST) --port $(PORT)
 
 test: venv $(if $(wildcard package.json),node)
