@@ -79,6 +79,10 @@ def validate_token(raw: object) -> AccessToken:
         raise AuthError("token_expired") from e
     except TokenError as e:
         raise AuthError("token_invalid") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        # A signed token with claims of the wrong type (``"exp": "1700000000"``, ``Infinity``):
+        # PyJWT lets some through and simplejwt then fails on them.
+        raise AuthError("token_invalid") from e
 
 
 def user_for_token(token: AccessToken):
