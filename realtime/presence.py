@@ -75,11 +75,16 @@ class RedisPresence:
     async def renew(self, leases: list[tuple[str, str]]) -> None:
         if not leases:
             return
-        expiry = time.time() + rt_settings.PRESENCE_LEASE
+        lease = rt_settings.PRESENCE_LEASE
+        expiry = time.time() + lease
         try:
+            # Not ``xx``: after a Redis restart (or a failed acquire) the open sockets are added
+            # back, so the cap counts them again. A socket released while this runs may be
+            # re-added; its lease then runs out like that of a dead process.
             async with self.redis.pipeline(transaction=False) as pipe:
                 for user_id, conn_id in leases:
-                    pipe.zadd(self.key(user_id), {conn_id: expiry}, xx=True)
+                    pipe.zadd(self.key(user_id), {conn_id: expiry})
+                    pipe.expire(self.key(user_id), int(lease * 2))
                 await pipe.execute()
         except Exception as e:
             logger.warning("Presence renewal failed (%s)", type(e).__name__)

@@ -65,7 +65,9 @@ async def outcome_after_restart(ws, deadline: float) -> str:
 async def test_after_a_redis_restart_open_sockets_hear_events_again(kind, settings, layer_prefix, make_user, token):
     user = await database_sync_to_async(make_user)(perms=[VIEW])
     redis = RedisProcess().start()
-    server = ServerProcess(redis_url=redis.url, layer_prefix=layer_prefix, env=server_env(kind, layer_prefix))
+    # A short presence lease: hubs renew their sockets' leases every second.
+    server = ServerProcess(redis_url=redis.url, layer_prefix=layer_prefix,
+                           env=server_env(kind, layer_prefix, REALTIME_PRESENCE_LEASE="3"))
     sockets = []
     try:
         server.start()
@@ -91,6 +93,10 @@ async def test_after_a_redis_restart_open_sockets_hear_events_again(kind, settin
             await apublish("test:tick", {"phase": "after", "since": restarted}, ["inventory:all"])  # never raises
             await asyncio.sleep(0.3)
         outcomes = [await t for t in waiting]
+        # The per-user cap counts the open sockets again (their presence was erased with Redis).
+        r = redis_lib.Redis.from_url(redis.url)
+        counted = await wait_for(lambda: presence_entries(r, layer_prefix) == len(sockets), timeout=5)
+        assert counted, f"{presence_entries(r, layer_prefix)} of {len(sockets)} open sockets counted after the restart"
     finally:
         for ws in sockets:
             await ws.close()
