@@ -167,6 +167,7 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
         self.body = []
         self.size = 0
         self.too_big = False
+        self.allowed = False  # the Origin passed: only then the CORS headers
 
     async def http_request(self, message):
         chunk = message.get("body", b"")
@@ -184,7 +185,8 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
 
     async def handle(self, body: bytes) -> None:
         method = self.scope["method"]
-        if not self.origin_ok():
+        self.allowed = self.origin_ok()
+        if not self.allowed:
             return await self.reply(403, codec.engine_error("forbidden"), JSON)
         if method == "OPTIONS":
             return await self.preflight()
@@ -235,7 +237,7 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
     def _cors(self) -> list[tuple[bytes, bytes]]:
         """Cross-origin access for an allowed browser origin (checked by ``origin_ok``)."""
         origin = self._header(b"origin")
-        if origin is None:
+        if origin is None or not self.allowed:
             return []
         return [
             (b"access-control-allow-origin", origin),

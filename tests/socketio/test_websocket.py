@@ -1,0 +1,215 @@
+"""``/socket.io/`` over WebSocket, raw frames against daphne: connect, auth refusals, acks, events, closes."""
+from datetime import timedelta
+import json
+
+from channels.db import database_sync_to_async
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+import websockets
+
+from realtime import publish
+from realtime.revocation import revoke_tokens
+from tests.conftest import token_for
+from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
+from tests.socketio.wire import RawSocket, parse_event
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+VIEW = "inventory.view_inventorylevel"
+
+
+@pytest.fixture
+async def viewer(make_user):
+    return await database_sync_to_async(make_user)(perms=[VIEW])
+
+
+@pytest.fixture
+async def sock(sio_server):
+    sockets = []
+
+    async def open_socket(query: str = "", **kwargs) -> RawSocket:
+        s = await RawSocket.open(sio_server.ws_url, query, **kwargs)
+        sockets.append(s)
+        return s
+
+    yield open_socket
+    for s in sockets:
+        await s.close()
+
+
+async def connected(sock, user) -> tuple[RawSocket, str, dict]:
+    """A socket connected to ``/`` with the token in the CONNECT auth payload: (socket, sid, connected event)."""
+    s = await sock()
+    answer = await s.connect({"token": token_for(user)})
+    assert answer.startswith("40{"), answer
+    sid = json.loads(answer[2:])["sid"]
+    (welcome,) = await s.event("connected")
+    return s, sid, welcome
+
+
+async def test_open_packet_advertises_the_settings(sock):
+    s = await sock()
+    assert s.open_packet["upgrades"] == []
+    assert (s.open_packet["pingInterval"], s.open_packet["pingTimeout"]) == (1000, 1000)
+    assert s.open_packet["maxPayload"] == SERVER_REALTIME["SOCKETIO_MAX_PAYLOAD"]
+
+
+async def test_connect_with_the_auth_payload_then_the_connected_event(sock, viewer):
+    s, sid, welcome = await connected(sock, viewer)
+    assert welcome["event"] == welcome["type"] == "connected"
+    assert set(welcome) == {"event", "type", "data", "id", "timestamp"}
+    assert welcome["data"]["userId"] == str(viewer.pk)
+    assert welcome["data"]["connectionId"] == sid
+    assert welcome["data"]["rooms"] == [f"user:{viewer.pk}"]
+    assert welcome["data"]["permissions"] == [VIEW]
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+async def test_token_from_the_handshake_request(sock, viewer, via):
+    raw = token_for(viewer)
+    if via == "header":
+        s = await sock(headers={"Authorization": f"Bearer {raw}"})
+    else:
+        s = await sock(f"token={raw}")
+    answer = await s.connect()  # no auth payload
+    assert answer.startswith("40{")
+    (welcome,) = await s.event("connected")
+    assert welcome["data"]["userId"] == str(viewer.pk)
+
+
+def expired_token(user) -> str:
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=-timedelta(seconds=5))
+    return str(token)
+
+
+@pytest.mark.parametrize("case", ["token_missing", "token_invalid", "token_expired", "user_inactive", "refresh_token"])
+async def test_refusal_says_why_and_a_retry_on_the_same_connection_works(sock, make_user, case):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    user = await database_sync_to_async(make_user)(perms=[VIEW], is_active=case != "user_inactive")
+    auth = {
+        "token_missing": None,
+        "token_invalid": {"token": "not-a-jwt"},
+        "token_expired": {"token": expired_token(user)},
+        "user_inactive": {"token": token_for(user)},
+        "refresh_token": {"token": await database_sync_to_async(lambda: str(RefreshToken.for_user(user)))()},
+    }[case]
+    s = await sock()
+    answer = await s.connect(auth)
+    assert answer.startswith("44{"), answer
+    refusal = json.loads(answer[2:])
+    code = "token_invalid" if case == "refresh_token" else case
+    assert refusal["message"] == code  # the client's connect_error err.message
+    assert refusal["data"]["code"] == code and refusal["data"]["message"]
+    if case != "user_inactive":
+        good = await database_sync_to_async(make_user)(perms=[VIEW])
+        answer = await s.connect({"token": token_for(good)})
+        assert answer.startswith("40{"), answer
+
+
+async def test_another_namespace_is_refused(sock, viewer):
+    s = await sock()
+    assert await s.connect({"token": token_for(viewer)}, namespace="/admin") == '44/admin,{"message":"Invalid namespace"}'
+
+
+async def test_subscribe_with_ack_then_the_published_event_frame(sock, viewer, sio_layer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('421["subscribe:inventory",{"locationIds":["7"]}]')
+    assert await s.recv() == '431[{"data":{"topic":"inventory","rooms":["inventory:location:7"],"refused":[]}}]'
+    event = await database_sync_to_async(publish)("inventory:updated", {"available": 3}, ["inventory:location:7"])
+    assert await s.recv() == '42["inventory:updated",' + event.json + "]"
+
+
+async def test_subscribe_without_ack_answers_with_the_subscribed_event(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('42["subscribe:inventory"]')
+    (payload,) = await s.event("subscribed")
+    assert payload["data"]["rooms"] == ["inventory:all"]
+
+
+async def test_failed_command_without_ack_is_its_error_event(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('42["inventory:update",{"inventoryItemId":"item-123","quantity":100,"reason":"Stock adjustment"}]')
+    (payload,) = await s.event("inventory:updateError")
+    assert payload["code"] == "permission_denied"  # the viewer may not change stock
+    assert payload["error"] and payload["data"]["request"]["inventoryItemId"] == "item-123"
+
+
+async def test_failed_command_with_ack_gets_the_error_in_the_ack(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('425["subscribe:inventory",{"locationIds":"nope"}]')
+    name_args = json.loads((await s.recv())[3:])
+    assert name_args[0]["error"]["code"] == "validation_error"
+    await s.send('426["inventory:teleport",{}]')
+    assert json.loads((await s.recv())[3:]) == [{"error": {"code": "unknown_command", "message": "Unknown command: inventory:teleport"}}]
+
+
+async def test_binary_arguments_are_refused_and_the_socket_stays(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('451-7["subscribe:inventory",{"_placeholder":true,"num":0}]')
+    await s.send(b"\x01\x02")
+    assert json.loads((await s.recv())[3:])[0]["error"]["code"] == "binary_not_supported"
+    await s.send('428["subscribe:notifications"]')
+    assert (await s.recv()).startswith('438[{"data":')
+
+
+@pytest.mark.parametrize("frame", ["42{}", '42abc["subscribe:inventory"]', "4abc", "47", "40/x", "xyz"],
+                         ids=["event-not-array", "bad-ack-id", "unknown-type", "type-7", "second-connect", "engine-garbage"])
+async def test_malformed_packets_close_the_connection(sock, viewer, frame):
+    s, _, _ = await connected(sock, viewer)
+    if frame == "40/x":
+        frame = "40"  # "/" is already connected: an invalid state
+    await s.send(frame)
+    assert await s.closed() == 4010
+
+
+async def test_protocol_error_tells_the_client_not_to_reconnect(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send("42{}")
+    name, args = parse_event(await s.recv())
+    assert (name, args[0]["code"]) == ("error", "invalid_packet")
+    assert await s.recv() == "41"  # DISCONNECT: "io server disconnect", no automatic reconnection
+    assert await s.closed() == 4010
+
+
+async def test_a_frame_over_max_payload_closes_4009(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('42["subscribe:inventory",{"x":"' + "a" * SERVER_REALTIME["SOCKETIO_MAX_PAYLOAD"] + '"}]')
+    assert await s.closed() == 4009
+
+
+async def test_no_pong_closes_4013_after_interval_plus_timeout(sock, viewer):
+    s = await sock(answer_pings=False)
+    assert (await s.connect({"token": token_for(viewer)})).startswith("40{")
+    await s.event("connected")
+    assert await s.ws.recv() == "2"
+    assert await s.closed(timeout=3) == 4013
+
+
+async def test_no_namespace_connected_in_time_closes(sock):
+    s = await sock()
+    assert await s.closed(timeout=4) == 4010
+
+
+async def test_token_revocation_disconnects_without_reconnection(sock, viewer, sio_layer):
+    s, _, _ = await connected(sock, viewer)
+    await database_sync_to_async(revoke_tokens)(viewer)
+    name, args = parse_event(await s.recv())
+    assert (name, args[0]["code"]) == ("error", "token_revoked")
+    assert await s.recv() == "41"
+    assert await s.closed() == 4005
+
+
+async def test_forbidden_origin_is_refused_at_the_handshake(sock, sio_server):
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await sock(headers={"Origin": "https://evil.example.com"})
+    assert info.value.response.status_code == 403
+    ok = await sock(headers={"Origin": ORIGIN})
+    assert ok.open_packet["sid"]
+
+
+async def test_client_close_packet_ends_the_session(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send("1")
+    assert await s.closed() == 1000
