@@ -16,7 +16,7 @@ decodes and re-encodes each event; that costs ten times python-socketio (issue
 
 If the channel layer fails (Redis restarted), the hub retries with backoff and
 re-adds all its groups when it answers again, so no socket stays open but deaf;
-it also re-adds them periodically against group expiry (TRAPS.md).
+its once-a-second sweeper also re-adds them periodically against group expiry (TRAPS.md).
 """
 import asyncio
 from collections import OrderedDict
@@ -101,9 +101,14 @@ class Hub:
 
     async def _sweep(self) -> None:
         """Once a second: each socket's timers (token expiry, idle); presence leases."""
-        last_renew = time.monotonic()
+        last_renew = last_refresh = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            if time.monotonic() - last_refresh > GROUP_REFRESH_SECONDS:
+                # Here, not in ``_run``: a process that hears nothing must still re-join before
+                # its groups expire (core layer ``group_expiry``), or its sockets go deaf.
+                last_refresh = time.monotonic()
+                await self._rejoin_all()
             now = time.time()
             for conn in list(self.connections):
                 try:
@@ -155,7 +160,6 @@ class Hub:
 
     async def _run(self) -> None:
         backoff = 0.1
-        last_refresh = time.monotonic()
         while True:
             try:
                 message = await self.layer.receive(self.channel)
@@ -179,10 +183,6 @@ class Hub:
             except Exception:
                 self.stats["errors"] += 1
                 logger.exception("Failed to dispatch a layer message of type %s", message.get("type"))
-            now = time.monotonic()
-            if now - last_refresh > GROUP_REFRESH_SECONDS:
-                last_refresh = now
-                await self._rejoin_all()
 
     async def _rejoin_all(self) -> bool:
         """Re-add the hub to every group it should be in. True if the layer answered."""

@@ -67,3 +67,27 @@ async def test_silent_sockets_are_closed_and_heartbeating_ones_stay_open_on_both
         await layers["pubsub"].flush()
         await layers["core"].flush()
 
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_quiet_process_re_joins_its_groups_before_they_expire(settings, redis_url, layer_prefix,
+                                                                      make_user, token, connect, monkeypatch):
+    """TRAPS.md: core-layer groups expire (``group_expiry``, 24 h); a process that hears nothing for
+    that long must still re-join, or its sockets stay open but deaf. Here: expiry 2 s, refresh 1 s."""
+    from channels.layers import channel_layers
+
+    from realtime import apublish, hub
+
+    monkeypatch.setattr(hub, "GROUP_REFRESH_SECONDS", 1.0)
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 15}], "prefix": layer_prefix,
+                   "group_expiry": 2, "channel_capacity": {"realtime-hub.*": 1000}},
+    }}
+    channel_layers.backends.clear()
+    settings.REALTIME = {**settings.REALTIME, "IDLE_TIMEOUT": 60}
+    user = await database_sync_to_async(make_user)()
+    sock = await connect(token(user))
+    await asyncio.sleep(4.5)  # nothing at all reaches this process meanwhile
+    await apublish("test:late", {"ok": True}, [f"user:{user.pk}"])
+    assert (await sock.receive_event("test:late", timeout=3))["data"] == {"ok": True}
