@@ -6,6 +6,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
 from realtime.routing import application_for  # noqa: E402  (needs the app registry)
+
+if settings.SERVE_STATIC:
+    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 application = application_for(django_asgi_app)

@@ -40,6 +40,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
     "daphne",
+    "dashboard",  # before the admin: its templates/admin/index.html adds the live dashboard link
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -107,6 +108,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The ASGI application serves /static/ itself (the admin's and the live dashboard's files,
+# found in the apps without collectstatic). Set DJANGO_SERVE_STATIC=0 when a proxy or CDN
+# serves STATIC_ROOT instead.
+SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", True)
 
 # --- Channel layer -----------------------------------------------------------
 # REDIS_URL unset: the in-memory layer (one process only). Set: channels-redis.
@@ -185,13 +190,22 @@ for _name, _value in os.environ.items():
 SHOPIFY_WEBHOOK_SECRET = os.environ.get("SHOPIFY_WEBHOOK_SECRET", "")
 SHOPIFY_WEBHOOK_OLD_SECRET = os.environ.get("SHOPIFY_WEBHOOK_OLD_SECRET", "")
 
+# LOG_FORMAT=plain (default, for development) or json (production: one JSON object a line
+# with connection_id, user_id, reason... as fields; docs/observability.md). Tokens are redacted in both.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "realtime.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"class": "realtime.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"class": "realtime.logging.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    path("admin/live/", include("dashboard.urls")),  # before admin/: the admin's catch-all would answer first
     path("admin/", admin.site.urls),
     path("api/auth/", include("realtime.urls")),
     path("shopify/", include("shopify_sync.urls")),
+    path("", include("realtime.ops_urls")),  # /metrics, /healthz, /readyz
 ]

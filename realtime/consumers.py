@@ -10,6 +10,7 @@ run in ``database_sync_to_async``, which closes old connections itself.
 """
 import logging
 import time
+import uuid
 
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
@@ -44,6 +45,8 @@ class SocketConsumer(AsyncConsumer):
         self.session: Session | None = None
         self.hub = None
         self.user_id = "-"
+        # Known before the session opens, so refusals are logged with it too.
+        self.connection_id = uuid.uuid4().hex
         self.closed = False
         self.last_seen = time.time()
         self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
@@ -56,6 +59,10 @@ class SocketConsumer(AsyncConsumer):
         finally:
             # Also when daphne cancels us because the client vanished without a
             # close frame: leave every room so no group membership stays behind.
+            if self.session is not None and not self.closed:
+                metrics.DISCONNECTS.labels("gone").inc()
+                logger.info("Connection %s user=%s gone", self.connection_id, self.user_id,
+                            extra=self.log_fields("disconnect", reason="gone"))
             await self.end_session()
 
     async def dispatch(self, message):
@@ -70,14 +77,21 @@ class SocketConsumer(AsyncConsumer):
     def auth(self) -> AuthResult:
         return self.scope["realtime.auth"]
 
+    def log_fields(self, action: str, **fields) -> dict:
+        """``extra=`` of a structured log line about this socket (docs/observability.md); never a token."""
+        return {"action": action, "connection_id": self.connection_id, "user_id": self.user_id,
+                "protocol": self.protocol_name, **fields}
+
     async def start_session(self, user, expires_at: float | None = None) -> dict | None:
         """Open the session; None (and the socket closed) if the user has too many sockets."""
         self.hub = await get_hub()
-        self.session = Session(user, self, self.hub, self.protocol_name, expires_at)
+        self.session = Session(user, self, self.hub, self.protocol_name, expires_at, connection_id=self.connection_id)
         self.user_id = str(user.pk)
         if not await self.hub.register(self, self.user_id):
             self.session = None
             metrics.REFUSALS.labels("too_many_connections").inc()
+            logger.info("Refused connection %s user=%s: too_many_connections", self.connection_id, self.user_id,
+                        extra=self.log_fields("refuse", reason="too_many_connections"))
             await self.send_frame(self.error_frame(ERROR, "too_many_connections", "Too many open connections for this user"))
             await self.close(CloseCode.TOO_MANY_CONNECTIONS, "too_many_connections")
             return None
@@ -91,10 +105,6 @@ class SocketConsumer(AsyncConsumer):
             metrics.CONNECTIONS.labels(self.protocol_name).dec()
             await self.hub.unregister(self, self.user_id)
             await session.close()
-
-    @property
-    def connection_id(self) -> str:
-        return self.session.connection_id if self.session else "-"
 
     # -- receiving -----------------------------------------------------------------
 
@@ -139,7 +149,8 @@ class SocketConsumer(AsyncConsumer):
             return
         self.closed = True
         metrics.DISCONNECTS.labels(reason or "normal").inc()
-        logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code)
+        logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code,
+                    extra=self.log_fields("disconnect", reason=reason or "normal", code=int(code)))
         try:
             await self.base_send({"type": "websocket.close", "code": int(code)})
         except Exception:
@@ -149,6 +160,9 @@ class SocketConsumer(AsyncConsumer):
     # -- hub interface -------------------------------------------------------------
 
     async def deliver(self, event: Event) -> bool:
+        if self.closed:
+            metrics.DROPPED.labels("closed").inc()
+            return False
         frame = event.frames.get(self.protocol_name)
         if frame is None:
             frame = event.frames[self.protocol_name] = self.event_frame(event)
@@ -210,7 +224,8 @@ class NativeConsumer(SocketConsumer):
 
     async def websocket_connect(self, message):
         if not origin_allowed(self.scope):
-            logger.info("Refused a socket from a forbidden origin")
+            logger.info("Refused connection %s: forbidden_origin", self.connection_id,
+                        extra=self.log_fields("refuse", reason="forbidden_origin"))
             metrics.REFUSALS.labels("forbidden_origin").inc()
             self.closed = True
             await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
@@ -225,10 +240,12 @@ class NativeConsumer(SocketConsumer):
             return
         payload["heartbeatInterval"] = self.idle_timeout / 2
         await self.send_frame(native.encode_event(CONNECTED, payload))
-        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name)
+        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
+                    extra=self.log_fields("connect"))
 
     async def refuse(self, error: AuthError) -> None:
-        logger.info("Refused a socket: %s", error.code)
+        logger.info("Refused connection %s: %s", self.connection_id, error.code,
+                    extra=self.log_fields("refuse", reason=error.code))
         metrics.REFUSALS.labels(error.code).inc()
         await self.send_frame(native.encode_error(ERROR, error.code, error.message))
         await self.close(error.close_code, error.code)
@@ -272,6 +289,8 @@ class NativeConsumer(SocketConsumer):
     async def websocket_disconnect(self, message):
         if not self.closed:
             metrics.DISCONNECTS.labels("client").inc()
+            logger.info("Connection %s user=%s closed by the client (%s)", self.connection_id, self.user_id,
+                        message.get("code"), extra=self.log_fields("disconnect", reason="client", code=message.get("code")))
         self.closed = True
         await self.end_session()
         raise StopConsumer()

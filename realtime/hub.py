@@ -114,7 +114,8 @@ class Hub:
                 try:
                     await conn.tick(now)
                 except Exception:
-                    logger.exception("Timer of connection %s failed", conn.connection_id)
+                    metrics.ERRORS.labels("timer").inc()
+                    logger.exception("Timer of connection %s failed", conn.connection_id, extra=_log_fields(conn))
             if time.monotonic() - last_renew > rt_settings.PRESENCE_LEASE / 3:
                 last_renew = time.monotonic()
                 await self.presence.renew([(c.user_id, c.connection_id) for c in self.connections])
@@ -182,6 +183,7 @@ class Hub:
                 await self.dispatch(message)
             except Exception:
                 self.stats["errors"] += 1
+                metrics.ERRORS.labels("dispatch").inc()
                 logger.exception("Failed to dispatch a layer message of type %s", message.get("type"))
 
     async def _rejoin_all(self) -> bool:
@@ -237,7 +239,7 @@ class Hub:
             except Exception:
                 self.stats["errors"] += 1
                 metrics.ERRORS.labels("delivery").inc()
-                logger.exception("Delivery to connection %s failed", conn.connection_id)
+                logger.exception("Delivery to connection %s failed", conn.connection_id, extra=_log_fields(conn))
         for protocol, count in delivered.items():
             metrics.DELIVERIES.labels(protocol).inc(count)
         if delivered and event.published_at:
@@ -250,7 +252,14 @@ class Hub:
             try:
                 await conn.control(message)
             except Exception:
-                logger.exception("Control message to connection %s failed", conn.connection_id)
+                metrics.ERRORS.labels("control").inc()
+                logger.exception("Control message to connection %s failed", conn.connection_id, extra=_log_fields(conn))
+
+
+def _log_fields(conn: Connection) -> dict:
+    """``extra=`` of an error log line about one socket."""
+    return {"action": "error", "connection_id": conn.connection_id, "user_id": getattr(conn, "user_id", None),
+            "protocol": conn.protocol_name}
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

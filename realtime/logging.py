@@ -1,6 +1,10 @@
-"""A logging filter that removes tokens from every record (query strings, headers, JWTs)."""
+"""Logging of the add-on: a filter that removes tokens from every record (query strings,
+headers, JWTs) and formatters for plain text and one-JSON-object-a-line (``LOG_FORMAT=json``).
+"""
+import json
 import logging
 import re
+import time
 
 _PATTERNS = [
     (re.compile(r"(?i)([?&](?:token|access|refresh|auth)=)[^&\s\"']+"), r"\1[redacted]"),
@@ -25,3 +29,54 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _clean(value: object) -> object:
+    """``value`` made JSON-ready with every string redacted (nested lists and dicts too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time``, ``level``, ``logger``, ``message``, the ``extra=``
+    fields (e.g. ``connection_id``, ``user_id``, ``reason``) and ``exc`` for a traceback.
+
+    Every string is redacted again here: ``RedactSecretsFilter`` cleans the message only,
+    and extras and tracebacks could carry a token too.
+    """
+
+    converter = time.gmtime  # timestamps in UTC
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_") and key not in out:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(_clean(out), ensure_ascii=False, separators=(",", ":"))
+
+
+class PlainFormatter(logging.Formatter):
+    """The standard text format, with the whole line (tracebacks included) redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

@@ -54,12 +54,13 @@ class Reply:
 
 
 class Session:
-    def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None) -> None:
+    def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None,
+                 connection_id: str | None = None) -> None:
         self.user = user
         self.connection = connection
         self.hub = hub
         self.protocol = protocol
-        self.connection_id = uuid.uuid4().hex
+        self.connection_id = connection_id or uuid.uuid4().hex
         self.rooms: set[str] = set()
         self.caller = Caller(user, self.connection_id, protocol)
         self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
@@ -131,11 +132,18 @@ class Session:
         except CommandError as e:
             return Reply(name, None, e.code, e.message, error_event, request=data)
         except DatabaseError:
-            logger.error("Database error in command %s (connection %s)", name, self.connection_id)
+            metrics.ERRORS.labels("command_database").inc()
+            logger.error("Database error in command %s (connection %s)", name, self.connection_id,
+                         extra=self._log_fields(name))
             return Reply(name, None, "unavailable", "The service is temporarily unavailable", error_event, request=data)
         except Exception:
-            logger.exception("Command %s failed (connection %s)", name, self.connection_id)
+            metrics.ERRORS.labels("command").inc()
+            logger.exception("Command %s failed (connection %s)", name, self.connection_id, extra=self._log_fields(name))
             return Reply(name, None, "internal_error", "Internal error", error_event, request=data)
+
+    def _log_fields(self, command: str) -> dict:
+        return {"action": "error", "connection_id": self.connection_id, "user_id": str(self.user.pk),
+                "protocol": self.protocol, "command": command}
 
     async def _run(self, handler, data):
         if inspect.iscoroutinefunction(handler):

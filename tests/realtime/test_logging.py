@@ -1,0 +1,102 @@
+"""Structured logs: one JSON object a line, connection id and user id as fields, never a token."""
+import io
+import json
+import logging
+
+from channels.db import database_sync_to_async as db
+import pytest
+
+from realtime.commands import register
+from realtime.logging import JsonFormatter, PlainFormatter, RedactSecretsFilter
+
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+def make_record(msg, *args, exc=False, **extra) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError(f"bad token {JWT}")
+        except ValueError:
+            import sys
+
+            exc_info = sys.exc_info()
+    record = logging.LogRecord("realtime.consumers", logging.INFO, __file__, 1, msg, args, exc_info)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_record_is_one_line_of_json_with_its_extra_fields():
+    line = JsonFormatter().format(make_record(
+        "Connected %s user=%s", "c0ffee", "42", action="connect", connection_id="c0ffee", user_id="42", code=4002))
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["message"] == "Connected c0ffee user=42"
+    assert (record["level"], record["logger"]) == ("INFO", "realtime.consumers")
+    assert (record["action"], record["connection_id"], record["user_id"], record["code"]) == ("connect", "c0ffee", "42", 4002)
+    assert record["time"].endswith("Z")
+    assert "args" not in record and "msg" not in record and "taskName" not in record
+
+
+def test_tokens_are_redacted_in_message_fields_and_tracebacks():
+    record = make_record(f"GET /socket.io/?EIO=4&token={JWT}&t=1", exc=True,
+                         reason=f"Bearer {JWT}", details={"header": f"Authorization: Bearer {JWT}", "list": [JWT]})
+    line = JsonFormatter().format(record)
+    parsed = json.loads(line)  # still valid JSON after redaction
+    assert JWT not in line and JWT[:20] not in line
+    assert parsed["message"] == "GET /socket.io/?EIO=4&token=[redacted]&t=1"
+    assert "Traceback" in parsed["exc"] and "ValueError: bad token [redacted-jwt]" in parsed["exc"]
+    assert JWT not in PlainFormatter("%(message)s").format(make_record(f"x {JWT}", exc=True))
+
+
+@pytest.fixture
+def json_log():
+    """The realtime loggers' records, formatted as in production (filter + JSON formatter)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecretsFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("realtime")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def crash(caller, data):
+    raise RuntimeError("the handler broke")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_connect_error_and_disconnect_lines_carry_ids_and_no_token(json_log, connect, make_user, token, settings):
+    register("test:logCrash", crash)
+    user = await db(make_user)()
+    raw = token(user)
+    sock = await connect(raw)
+    connection_id = sock.connected_payload["data"]["connectionId"]
+    reply = await sock.command("test:logCrash", {"token": raw})
+    assert reply["error"]["code"] == "internal_error"
+    await sock.close()
+
+    settings.REALTIME = {**settings.REALTIME, "MAX_CONNECTIONS_PER_USER": 1}
+    first = await connect(raw)
+    second = await connect(raw, expect_ok=False)
+    assert (await second.receive_event("error"))["code"] == "too_many_connections"
+    await first.close()
+
+    records = json_log()
+    mine = [r for r in records if r.get("connection_id") == connection_id]
+    assert [(r["action"], r.get("reason")) for r in mine] == [("connect", None), ("error", None), ("disconnect", "client")]
+    assert all(r["user_id"] == str(user.pk) for r in mine)
+    error = mine[1]
+    assert error["command"] == "test:logCrash" and "RuntimeError: the handler broke" in error["exc"]
+    refusal = [r for r in records if r.get("action") == "refuse"]
+    assert [(r["reason"], r["user_id"]) for r in refusal] == [("too_many_connections", str(user.pk))]
+    assert refusal[0]["connection_id"] not in (connection_id, "-", "")
+    assert raw not in json.dumps(records)
