@@ -213,3 +213,60 @@ async def test_client_close_packet_ends_the_session(sock, viewer):
     s, _, _ = await connected(sock, viewer)
     await s.send("1")
     assert await s.closed() == 1000
+
+
+# -- the hardening core, through Socket.IO ---------------------------------------------------------
+
+
+async def test_token_expiry_warns_then_closes_retryable_without_disconnect_packet(sock, viewer):
+    token = AccessToken.for_user(viewer)
+    token.set_exp(lifetime=timedelta(seconds=2))
+    s = await sock()
+    assert (await s.connect({"token": str(token)})).startswith("40{")
+    frames = []
+    code = None
+    try:
+        while True:
+            frames.append(await s.recv(timeout=5))
+    except websockets.ConnectionClosed as e:
+        code = e.rcvd.code
+    names = [parse_event(f)[0] for f in frames if f.startswith("42[")]
+    assert names == ["connected", "auth:expiring", "error"], frames
+    assert "41" not in frames  # retryable: the client reconnects (with a fresh token from its auth callback)
+    assert code == 4003
+
+
+async def test_in_band_token_refresh(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    await s.send('423["auth:refresh",' + json.dumps({"token": token_for(viewer)}) + "]")
+    reply = json.loads((await s.recv())[3:])[0]
+    assert reply["data"]["expiresAt"] > 0
+
+
+async def test_a_flood_of_commands_is_rate_limited_with_ack_errors(sock, viewer):
+    s, _, _ = await connected(sock, viewer)
+    for ack in range(1, 61):
+        await s.send(f'42{ack}["subscribe:notifications"]')
+    codes = []
+    while len(codes) < 60:
+        frame = await s.recv()
+        if frame.startswith("43"):
+            body = json.loads(frame[frame.index("["):])[0]
+            codes.append(body["error"]["code"] if "error" in body else "ok")
+    assert codes.count("ok") >= 40 and codes.count("rate_limited") >= 1, codes
+
+
+async def test_past_the_per_user_cap_connect_error_too_many_connections(sock, viewer):
+    for _ in range(SERVER_REALTIME["MAX_CONNECTIONS_PER_USER"]):
+        await connected(sock, viewer)
+    s = await sock()
+    await s.send("40" + json.dumps({"token": token_for(viewer)}))
+    frames = []
+    try:
+        while True:
+            frames.append(await s.recv())
+    except websockets.ConnectionClosed as e:
+        code = e.rcvd.code
+    refusals = [json.loads(f[2:]) for f in frames if f.startswith("44")]
+    assert refusals == [{"message": "too_many_connections", "data": {"code": "too_many_connections"}}], frames
+    assert code == 4028
