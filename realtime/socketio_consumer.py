@@ -44,6 +44,7 @@ from .session import Reply
 logger = logging.getLogger("realtime.socketio")
 
 INVALID_NAMESPACE = "Invalid namespace"
+MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
 
 
 class ConnectRefused(Exception):
@@ -65,6 +66,7 @@ class SocketIOConsumer(SocketConsumer):
         self.decoder = codec.PacketDecoder()
         self.connected: dict[str, str] = {}  # namespace -> the Socket.IO sid given in its CONNECT
         self.connecting: str | None = None  # the namespace whose CONNECT is being handled
+        self.refused = 0
         self._welcome: dict | None = None
         self._deadline: asyncio.Task | None = None
         try:
@@ -131,6 +133,8 @@ class SocketIOConsumer(SocketConsumer):
     async def websocket_disconnect(self, message):
         if not self.closed:
             metrics.DISCONNECTS.labels("client").inc()
+            logger.info("Connection %s user=%s closed by the client", self.connection_id, self.user_id,
+                        extra=self.log_fields("disconnect", reason="client", code=message.get("code")))
         self.closed = True
         await self.end_session()
         raise StopConsumer()
@@ -144,6 +148,9 @@ class SocketIOConsumer(SocketConsumer):
             sid = await self.connect_namespace(namespace, auth)
         except ConnectRefused as e:
             await self.send_frame(codec.encode_connect_error(namespace, e.message, e.data))
+            self.refused += 1
+            if self.refused >= MAX_REFUSED_CONNECTS:
+                await self.close(CloseCode.RATE_LIMITED, "too_many_refused_connects")
             return
         finally:
             self.connecting = None
@@ -202,7 +209,8 @@ class SocketIOConsumer(SocketConsumer):
         """Authenticate and open the Session; the Socket.IO sid (the connection id), None if refused."""
         result = await self.authenticate_connect(auth)
         if not result.ok:
-            logger.info("Refused a Socket.IO connection: %s", result.error.code)
+            logger.info("Refused connection %s: %s", self.connection_id, result.error.code,
+                        extra=self.log_fields("refuse", reason=result.error.code))
             metrics.REFUSALS.labels(result.error.code).inc()
             error = result.error
             raise ConnectRefused(error.code, {"code": error.code, "message": error.message})
@@ -213,7 +221,8 @@ class SocketIOConsumer(SocketConsumer):
 
     async def namespace_connected(self, namespace: str, auth: object) -> None:
         await self.send_frame(self.event_message(CONNECTED, self._welcome))
-        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name)
+        logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
+                    extra=self.log_fields("connect"))
 
     async def authenticate_connect(self, auth: object) -> AuthResult:
         """The CONNECT auth payload's token, else the handshake request's (header or query)."""

@@ -1,4 +1,5 @@
 """Structured logs: one JSON object a line, connection id and user id as fields, never a token."""
+import asyncio
 import io
 import json
 import logging
@@ -100,3 +101,31 @@ async def test_connect_error_and_disconnect_lines_carry_ids_and_no_token(json_lo
     assert [(r["reason"], r["user_id"]) for r in refusal] == [("too_many_connections", str(user.pk))]
     assert refusal[0]["connection_id"] not in (connection_id, "-", "")
     assert raw not in json.dumps(records)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+async def test_socketio_connections_log_the_same_fields(make_user, token):
+    """Through daphne with LOG_FORMAT=json: a Socket.IO connect, a refused CONNECT, a client close."""
+    from tests.servers import ServerProcess
+    from tests.socketio.wire import RawSocket
+
+    user = await db(make_user)()
+    raw = token(user)
+    with ServerProcess(redis_url=None, env={"LOG_FORMAT": "json"}) as server:
+        sock = await RawSocket.open(server.ws_url)
+        answer = await sock.connect({"token": raw})
+        assert answer.startswith("40"), answer
+        sid = json.loads(answer[2:])["sid"]
+        await sock.close()
+        refused = await RawSocket.open(server.ws_url)
+        assert (await refused.connect({"token": "not-a-token"})).startswith("44")
+        await refused.close()
+        await asyncio.sleep(0.3)
+        output = server.output()
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    mine = [r for r in records if r.get("connection_id") == sid]
+    assert [(r["action"], r.get("reason")) for r in mine] == [("connect", None), ("disconnect", "client")], records
+    assert all(r["user_id"] == str(user.pk) and r["protocol"] == "socketio" for r in mine)
+    assert [r["reason"] for r in records if r.get("action") == "refuse"] == ["token_invalid"]
+    assert raw not in output and "not-a-token" not in output
