@@ -376,8 +376,12 @@ class EngineSocket:
 
     # -- long-polling --------------------------------------------------------------------
 
-    async def poll(self, disconnected: Awaitable) -> str | None:
-        """A GET: the queued packets, waiting for some if there are none. None: the client left."""
+    async def poll(self, receive: Callable[[], Awaitable[dict]]) -> str | None:
+        """A GET: the queued packets, waiting for some if there are none. None: the client left.
+
+        ``receive`` is the request's ASGI receive: while the GET waits, its next message can
+        only be ``http.disconnect``.
+        """
         if self.state is State.CLOSING:
             body = self._take_queue(codec.encode_packet(codec.CLOSE))
             await self._finish(False)
@@ -391,7 +395,7 @@ class EngineSocket:
         if self.queue:
             return self._take_queue()
         self._poll = waiter = asyncio.get_running_loop().create_future()
-        gone = asyncio.ensure_future(disconnected)
+        gone = asyncio.ensure_future(receive())
         timer = None
         if self.state is State.UPGRADING:
             timer = asyncio.get_running_loop().call_later(UPGRADE_NOOP_DELAY, self._noop_poll)

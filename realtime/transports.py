@@ -210,7 +210,7 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
                 await session.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
                 return await self.reply(413, codec.engine_error("bad_request"), JSON)
             if method == "GET":
-                payload = await session.poll(self._receive())
+                payload = await session.poll(self._receive)
                 if payload is not None:
                     await self.reply(200, payload)
             elif method == "POST":

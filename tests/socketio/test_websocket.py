@@ -270,3 +270,10 @@ async def test_past_the_per_user_cap_connect_error_too_many_connections(sock, vi
     refusals = [json.loads(f[2:]) for f in frames if f.startswith("44")]
     assert refusals == [{"message": "too_many_connections", "data": {"code": "too_many_connections"}}], frames
     assert code == 4028
+
+
+async def test_repeated_refused_connects_close_the_connection(sock):
+    s = await sock()
+    for _ in range(5):
+        assert json.loads((await s.connect({"token": "bad"}))[2:])["message"] == "token_invalid"
+    assert await s.closed() == 4029
