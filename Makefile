@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test test-django52 venv node bench clean
 
@@ -37,6 +38,10 @@ run: venv
 
 test: venv $(if $(wildcard package.json),node)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Fan-out benchmark against python-socketio (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
+bench: venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The realtime add-on also supports Django 5.2 LTS: its tests on a second venv.
 VENV52 := .venv-django52

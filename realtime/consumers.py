@@ -23,7 +23,7 @@ from .events import CONNECTED, ERROR, Event
 from .exceptions import AuthError, CloseCode, ProtocolError
 from .hub import get_hub
 from .origins import origin_allowed
-from .outbound import backlog_probe
+from .outbound import backlog_probe, direct_writer, ws_text_frame
 from .protocol import native
 from .ratelimit import TokenBucket
 from .session import Reply, Session
@@ -32,12 +32,15 @@ logger = logging.getLogger("realtime.consumers")
 
 AUTH_EXPIRING = "auth:expiring"
 UNSUBSCRIBED = "unsubscribed"
+UNSET = object()
+WIRE_SUFFIX = "/ws-frame"  # key of an event's ready-framed WebSocket frame in Event.frames
 
 
 class SocketConsumer(AsyncConsumer):
     """Shared machinery of a realtime socket, whatever its wire protocol."""
 
     protocol_name = "base"
+    _direct = UNSET  # outbound.direct_writer for this socket, found on the first delivery
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -124,14 +127,20 @@ class SocketConsumer(AsyncConsumer):
 
     # -- sending -------------------------------------------------------------------
 
-    async def send_frame(self, frame: str) -> bool:
-        """Write one text frame unless the socket is closed or too far behind."""
+    async def send_frame(self, frame: str, wire: bytes | None = None) -> bool:
+        """Write one text frame unless the socket is closed or too far behind.
+
+        ``wire`` is the same frame already framed for the wire (``deliver`` on daphne):
+        written straight to the connection, see ``outbound.direct_writer``.
+        """
         if self.closed:
             return False
         if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return False
+        if wire is not None and self._direct(wire):
+            return True
         try:
             await self.base_send({"type": "websocket.send", "text": frame})
         except Exception:
@@ -163,10 +172,19 @@ class SocketConsumer(AsyncConsumer):
         if self.closed:
             metrics.DROPPED.labels("closed").inc()
             return False
-        frame = event.frames.get(self.protocol_name)
+        frames = event.frames
+        frame = frames.get(self.protocol_name)
         if frame is None:
-            frame = event.frames[self.protocol_name] = self.event_frame(event)
-        return await self.send_frame(frame)
+            frame = frames[self.protocol_name] = self.event_frame(event)
+        if self._direct is UNSET:
+            self._direct = direct_writer(self.base_send)
+        if self._direct is None:
+            return await self.send_frame(frame)
+        key = self.protocol_name + WIRE_SUFFIX  # the WebSocket frame, also built once per event
+        wire = frames.get(key)
+        if wire is None:
+            wire = frames[key] = ws_text_frame(frame)
+        return await self.send_frame(frame, wire)
 
     async def control(self, message: dict) -> None:
         """A control message from any process: close this user's socket, or re-check its rooms."""

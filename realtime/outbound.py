@@ -1,4 +1,4 @@
-"""How many bytes a socket has waiting to be written, where the server lets us see it.
+"""How many bytes a socket has waiting to be written, and the fan-out fast path on daphne.
 
 daphne has no outbound backpressure (TRAPS.md, django/daphne#170): ``send()``
 returns at once and Twisted buffers without limit for a client that never reads.
@@ -9,6 +9,8 @@ need no probe: ``backlog_probe`` returns None for them.
 """
 from collections.abc import Callable
 import functools
+
+from websockets.frames import Frame, Opcode
 
 
 def backlog_probe(send: Callable) -> Callable[[], int] | None:
@@ -27,3 +29,73 @@ def backlog_probe(send: Callable) -> Callable[[], int] | None:
         )
 
     return pending
+
+
+# -- the fan-out fast path on daphne -------------------------------------------------------
+#
+# daphne's ``send`` for one text frame goes through ``Server.handle_reply`` ->
+# ``WebSocketProtocol.serverSend`` -> autobahn's ``sendMessage``/``sendFrame``/
+# ``sendData`` (which formats a debug log line, with colours, on every call even
+# when debug logging is off) -> Twisted's ``transport.write``, which only buffers
+# and registers the socket with the event loop; the bytes leave on the next loop
+# iteration (``doWrite``) and the socket is unregistered again. Measured with
+# py-spy on a 1,000-socket fan-out that path was ~80% of the server's CPU and
+# made daphne's per-send cost, not ours, the limit (docs/benchmarks.md).
+#
+# ``direct_writer`` writes a finished WebSocket frame (built once per event per
+# protocol by ``ws_text_frame``) straight to the connection: with ``send()`` on
+# the socket when nothing is waiting in Twisted's buffer (order is kept: any
+# earlier frame still buffered means this one is appended behind it), else with
+# ``transport.write``. It declines (returns False, and the caller uses the normal
+# ASGI send) whenever the frame would not be exactly what autobahn would send:
+# the socket is not OPEN, autobahn has its own queue, per-message compression or
+# TLS is on, the payload exceeds autobahn's limit.
+
+
+def ws_text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455) carrying ``text``."""
+    return Frame(Opcode.TEXT, text.encode("utf-8")).serialize(mask=False)
+
+
+def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
+    """For a daphne WebSocket: ``write(frame) -> bool`` (False: use ``send``); None for any other server."""
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # pragma: no cover - daphne is a dependency
+        return None
+    protocol = send.args[0]
+    transport = getattr(protocol, "transport", None)
+    if not isinstance(protocol, WebSocketProtocol) or transport is None:
+        return None
+    sock = getattr(transport, "socket", None)
+    if sock is None or not hasattr(transport, "dataBuffer") or not hasattr(transport, "_tempDataLen"):
+        return None
+    OPEN = WebSocketProtocol.STATE_OPEN
+
+    def write(frame: bytes) -> bool:
+        if (
+            protocol.state != OPEN
+            or protocol.send_queue
+            or protocol._perMessageCompress is not None
+            or 0 < protocol.maxMessagePayloadSize < len(frame)
+            or getattr(transport, "TLS", False)
+            or not transport.connected
+            or transport.disconnecting
+        ):
+            return False
+        if not transport._tempDataLen and len(transport.dataBuffer) == transport.offset:
+            try:
+                sent = sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # Twisted's own write path meets the error and closes the connection
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        transport.write(frame)
+        return True
+
+    return write
