@@ -11,13 +11,11 @@ import json
 
 from ..events import Event, encode_json, envelope, error_envelope
 from ..exceptions import ProtocolError
+from . import MAX_DEPTH, nested_deeper_than
 
 NAME = "native"
 MAX_ACK = 2**53 - 1
 ALLOWED_KEYS = {"event", "data", "ack"}
-# Arrays and objects nested deeper than this are refused. Commands need 3 or 4 levels; json.loads
-# accepts ~1,500, and echoing such data in an error reply then overflowed the encoder (close 1011).
-MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -49,23 +47,6 @@ def decode(text: str | bytes) -> ClientMessage:
     if ack is not None and (isinstance(ack, bool) or not isinstance(ack, int) or not 0 <= ack <= MAX_ACK):
         raise ProtocolError("'ack' must be a non-negative integer", code="invalid_frame")
     return ClientMessage(event, value.get("data"), ack)
-
-
-def nested_deeper_than(value: object, limit: int) -> bool:
-    """True if ``value`` has arrays/objects nested more than ``limit`` levels (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def event_frame(event: Event) -> str:

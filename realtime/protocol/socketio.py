@@ -33,6 +33,7 @@ from socketio import packet as sio
 
 from ..events import Event, encode_json
 from ..exceptions import ProtocolError
+from . import MAX_DEPTH, nested_deeper_than
 
 NAME = "socketio"
 EIO_VERSION = "4"
@@ -256,6 +257,8 @@ class PacketDecoder:
             valid = False
         if not valid:
             raise ProtocolError("Invalid Socket.IO packet", code="invalid_packet")
+        if nested_deeper_than(data, MAX_DEPTH):
+            raise ProtocolError(f"The packet is nested deeper than {MAX_DEPTH} levels", code="invalid_packet")
         if binary and packet.attachment_count:
             if packet.attachment_count > self.max_attachments:
                 raise ProtocolError("Too many binary attachments", code="invalid_packet")

@@ -14,6 +14,8 @@ from channels.db import database_sync_to_async
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 import pytest
 
+import oda_realtime.asgi  # noqa: F401  (Django configures logging on this import: at collection, not
+# in a test's call phase, where it would drop pytest's capture handler and hide errors from caplog)
 from realtime.commands import registry
 from realtime.exceptions import ProtocolError
 from realtime.protocol import native
@@ -264,4 +266,146 @@ async def test_deeply_nested_data_is_refused_not_echoed_into_a_crash(fuzz_socket
         expected = "unknown_command" if depth < native.MAX_DEPTH else "invalid_frame"  # + the frame's own level
         assert reply["code"] in (expected, "invalid_json"), (depth, reply["code"])
     assert (await sock.command("ping"))["event"] == "pong"
+    assert_no_tracebacks(caplog)
+
+
+# -- the /socket.io/ consumer -----------------------------------------------------------------------
+
+
+class SioSocket:
+    """A Socket.IO client over channels' WebsocketCommunicator: Engine.IO frames as they travel."""
+
+    def __init__(self, comm) -> None:
+        self.comm = comm
+
+    @classmethod
+    async def open(cls, raw_token: str) -> "SioSocket":
+        from channels.testing import WebsocketCommunicator
+
+        from tests.conftest import application
+
+        comm = WebsocketCommunicator(application(), "/socket.io/?EIO=4&transport=websocket")
+        accepted, _ = await comm.connect(timeout=5)
+        assert accepted
+        sock = cls(comm)
+        assert (await sock.recv()).startswith("0{")  # Engine.IO OPEN
+        await comm.send_to(text_data="40" + json.dumps({"token": raw_token}))
+        assert (await sock.recv()).startswith("40{")
+        assert (await sock.recv()).startswith('42["connected"')
+        return sock
+
+    async def recv(self, timeout: float = 5.0):
+        """The next frame, or the close code (int) when the server closed."""
+        while True:
+            out = await self.comm.receive_output(timeout)
+            if out["type"] == "websocket.close":
+                return int(out.get("code", 1000))
+            frame = out.get("text", out.get("bytes"))
+            if frame != "2":  # Engine.IO ping
+                return frame
+
+    async def answered(self, ack: int, timeout: float = 5.0) -> list:
+        """Frames until the ack reply ``43<ack>[...]`` (included), or until a close (an int last)."""
+        frames = []
+        while True:
+            frame = await self.recv(timeout)
+            frames.append(frame)
+            if isinstance(frame, int) or (isinstance(frame, str) and frame.startswith(f"43{ack}[")):
+                return frames
+
+
+def check_socketio_frame(frame, sent) -> None:
+    assert isinstance(frame, str), (sent, frame)
+    assert frame[:2] in ("42", "43", "41", "44") or frame.startswith("3"), (sent, frame)  # 3: Engine.IO pong
+    assert "internal_error" not in frame, (sent, frame)
+    if frame.startswith("43"):
+        body = json.loads(frame[2:].lstrip("0123456789"))
+        assert isinstance(body, list) and len(body) == 1 and (("data" in body[0]) != ("error" in body[0])), frame
+
+
+socketio_events = st.builds(
+    lambda name, args, ack: f"42{'' if ack is None else ack}" + json.dumps([name, *args]),
+    st.one_of(st.sampled_from(command_names()), st.text(min_size=1, max_size=30)),
+    st.one_of(st.lists(command_data, max_size=2), st.tuples(inventory_data).map(list)),
+    st.one_of(st.none(), st.integers(0, 10_000)),
+)
+
+
+@pytest.fixture
+async def sio_socket(generous_limits, make_user, token, connect):
+    user = await database_sync_to_async(make_user)(is_staff=True, perms=[
+        "inventory.view_inventorylevel", "inventory.change_inventorylevel", "orders.view_order",
+    ])
+    sock = await SioSocket.open(token(user))
+    yield sock
+    await sock.comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@hsettings(FUZZ, max_examples=120)
+@given(frames=st.lists(socketio_events.filter(lambda f: not f.startswith(("42\"", '42["connect'))), min_size=1, max_size=4))
+@example(frames=['42["inventory:update",' + "[" * 40 + "]" * 40 + "]"])
+async def test_generated_socketio_events_never_break_the_consumer(sio_socket, caplog, frames):
+    """Well-formed EVENT packets, any name, any arguments: an answer or an error event, the socket stays
+    (nested deeper than 32 levels is a protocol error, which Socket.IO answers with a close: not generated)."""
+    from realtime.protocol import nested_deeper_than
+
+    sock = sio_socket
+    for frame in frames:
+        if nested_deeper_than(json.loads(frame[2:].lstrip("0123456789"))):
+            continue
+        await sock.comm.send_to(text_data=frame)
+    await sock.comm.send_to(text_data='4299999["ping"]')  # not a command: an ack with unknown_command
+    answer = await sock.answered(99999)
+    for frame in answer[:-1]:
+        check_socketio_frame(frame, frames)
+    assert answer[-1].startswith("4399999[") and "unknown_command" in answer[-1], answer
+    assert_no_tracebacks(caplog)
+
+
+@pytest.mark.django_db(transaction=True)
+@hsettings(FUZZ, max_examples=30)
+@given(frame=st.one_of(st.text(min_size=1, max_size=100), socketio_texts.filter(bool), st.binary(min_size=1, max_size=50)))
+@example(frame="451-" + json.dumps(["nope", {"_placeholder": True, "num": 0}]))
+async def test_any_frame_gets_an_answer_or_a_protocol_close_never_a_crash(generous_limits, make_user, token,
+                                                                           caplog, frame):
+    user = await database_sync_to_async(make_user)()
+    sock = await SioSocket.open(token(user))
+    try:
+        if isinstance(frame, bytes):
+            await sock.comm.send_to(bytes_data=frame)
+        else:
+            await sock.comm.send_to(text_data=frame)
+        await sock.comm.send_to(text_data='4277["nope"]')
+        answer = await sock.answered(77)
+    finally:
+        await sock.comm.disconnect()
+    last = answer[-1]
+    if isinstance(last, int):
+        # A malformed packet: Socket.IO's rule is to close. Engine.IO CLOSE ("1") is a normal close.
+        assert last == (1000 if frame[:1] in ("1", b"1") else 4010), (frame, answer)
+    else:
+        assert last.startswith("4377[")
+    for got in answer[:-1]:
+        check_socketio_frame(got, frame)
+    assert_no_tracebacks(caplog)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deeply_nested_socketio_packets_close_with_a_protocol_error_not_a_crash(generous_limits, make_user,
+                                                                                      token, caplog):
+    """Regression: ~1,000+ levels decoded, then walking them for binary attachments overflowed the
+    recursion limit: the Socket.IO application died (logged traceback, session closed with 1000)."""
+    user = await database_sync_to_async(make_user)()
+    raw = token(user)
+    closes = {}
+    for depth in [30, 31, 32, *range(400, DEEP + 5, 100), DEEP - 2]:
+        sock = await SioSocket.open(raw)
+        await sock.comm.send_to(text_data='42["nope",' + "[" * depth + "]" * depth + "]")
+        await sock.comm.send_to(text_data='4277["nope"]')
+        answer = await sock.answered(77)
+        await sock.comm.disconnect()
+        closes[depth] = answer[-1] if isinstance(answer[-1], int) else "answered"
+    # ["nope", <depth lists>] is depth + 1 levels deep.
+    assert closes == {d: ("answered" if d + 1 <= 32 else 4010) for d in closes}
     assert_no_tracebacks(caplog)
