@@ -71,6 +71,8 @@ class WebSocketCarrier(Protocol):
 
     async def send(self, frame: str | bytes) -> bool: ...
 
+    def write_direct(self, wire: bytes) -> bool: ...
+
     def pending(self) -> int: ...
 
     async def close(self, code: int) -> None: ...
@@ -243,6 +245,11 @@ class EngineSocket:
     async def app_send(self, message: dict) -> None:
         kind = message["type"]
         if kind == "websocket.send":
+            # "engineio.wire": the message as a finished WebSocket frame (hub deliveries, SocketIOConsumer).
+            wire, ws = message.get("engineio.wire"), self.ws
+            if wire is not None and ws is not None and self.is_open and not self.queue and ws.pending() == 0 \
+                    and ws.write_direct(wire):
+                return
             text = message.get("text")
             await self.send(codec.message(text if text is not None else message.get("bytes") or b""))
         elif kind == "websocket.close":

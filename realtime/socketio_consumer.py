@@ -38,12 +38,14 @@ from .consumers import SocketConsumer
 from .engineio import EngineOptions
 from .events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
 from .exceptions import CloseCode, ProtocolError
+from .outbound import ws_text_frame
 from .protocol import socketio as codec
 from .session import Reply
 
 logger = logging.getLogger("realtime.socketio")
 
 INVALID_NAMESPACE = "Invalid namespace"
+WIRE_KEY = codec.NAME + "/ws-frame"  # an event's Engine.IO message as a WebSocket frame, in Event.frames
 MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
 
 
@@ -192,6 +194,29 @@ class SocketIOConsumer(SocketConsumer):
                 await self.base_send({"type": "websocket.send", "bytes": msg})
 
     # -- encodings of the Session's frames -------------------------------------------------
+
+    async def deliver(self, event: Event) -> bool:
+        """An event from the hub: its message, and that message as a WebSocket frame, built once per event.
+
+        The frame lets the Engine.IO session write straight to a daphne WebSocket
+        (``outbound.direct_writer``); long-polling and other servers use the message.
+        """
+        if self.closed:
+            metrics.DROPPED.labels("closed").inc()
+            return False
+        frames = event.frames
+        frame = frames.get(self.protocol_name)
+        if frame is None:
+            frame = frames[self.protocol_name] = self.event_frame(event)
+        wire = frames.get(WIRE_KEY)
+        if wire is None:
+            wire = frames[WIRE_KEY] = ws_text_frame(codec.message(frame))
+        try:
+            await self.base_send({"type": "websocket.send", "text": frame, "engineio.wire": wire})
+        except Exception:
+            self.closed = True
+            return False
+        return True
 
     def event_frame(self, event: Event) -> str:
         return codec.event_frame(event)

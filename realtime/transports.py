@@ -21,7 +21,7 @@ from channels.utils import await_many_dispatch
 from .engineio import EngineServer, EngineSocket, PollError
 from .exceptions import CloseCode, ProtocolError
 from .origins import origin_allowed
-from .outbound import backlog_probe
+from .outbound import backlog_probe, direct_writer
 from .protocol import socketio as codec
 
 logger = logging.getLogger("realtime.transports")
@@ -72,6 +72,7 @@ class WebSocketTransport(_Transport):
         self.session: EngineSocket | None = None
         self.closed = False
         self._pending = backlog_probe(self.base_send)
+        self._direct = direct_writer(self.base_send)  # daphne only
 
     async def teardown(self) -> None:
         # Also when daphne cancels us because the client vanished without a close frame.
@@ -146,6 +147,10 @@ class WebSocketTransport(_Transport):
             self.closed = True
             return False
         return True
+
+    def write_direct(self, wire: bytes) -> bool:
+        """A finished WebSocket frame straight to the connection (daphne); False: use ``send``."""
+        return not self.closed and self._direct is not None and self._direct(wire)
 
     def pending(self) -> int:
         return self._pending() if self._pending is not None else 0
