@@ -141,3 +141,43 @@ async def test_oversized_messages_do_not_grow_server_memory(servers, make_user, 
     after = await wait_for(lambda: rss_mb(a.proc.pid) < before + 20, timeout=3) and rss_mb(a.proc.pid)
     print(f"server RSS {before:.0f} MB -> {rss_mb(a.proc.pid):.0f} MB after 50 messages of 900 KB")
     assert after, f"RSS grew from {before:.0f} MB to {rss_mb(a.proc.pid):.0f} MB"
+
+
+# -- the same limits on /socket.io/ ------------------------------------------------------------------
+
+
+async def sio_connected(server, raw_token):
+    from tests.socketio.wire import RawSocket
+
+    sock = await RawSocket.open(server.ws_url)
+    assert (await sock.connect({"token": raw_token})).startswith("40{")
+    await sock.event("connected")
+    return sock
+
+
+async def test_socketio_flooding_client_gets_rate_limited_then_closed(servers, make_user, token):
+    a, _ = servers
+    sock = await sio_connected(a, token(await database_sync_to_async(make_user)()))
+    calm = await sio_connected(a, token(await database_sync_to_async(make_user)()))
+    for n in range(100):
+        await sock.send(f'42{n}["nope"]')
+    frames = []
+    code = None
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                frames.append(await sock.recv())
+    except Exception as e:  # websockets.ConnectionClosed
+        code = e.rcvd.code if getattr(e, "rcvd", None) else None
+    limited = [f for f in frames if isinstance(f, str) and "rate_limited" in f]
+    assert limited, frames[:20]
+    assert code == 4029
+    await calm.send('42["nope"]')
+    assert (await calm.event("error"))[0]["code"] == "unknown_command"
+
+
+async def test_socketio_oversized_message_closes_with_4009(servers, make_user, token):
+    a, _ = servers
+    sock = await sio_connected(a, token(await database_sync_to_async(make_user)()))
+    await sock.send('42["nope",' + json.dumps("x" * MAX_MESSAGE_BYTES) + "]")
+    assert await sock.closed() == 4009

@@ -186,3 +186,21 @@ async def receive_event_any(ws, timeout: float = 3.0) -> dict:
 
     async with asyncio.timeout(timeout):
         return json.loads(await ws.recv())
+
+
+async def test_losing_staff_status_drops_the_staff_room(servers, module_layer, make_user, token):
+    a, b = servers
+    user = await database_sync_to_async(make_user)(is_staff=True)
+    sockets = [await connected(a, token(user)), await connected(b, token(user))]
+    for ws in sockets:
+        assert (await command(ws, "subscribe:staff"))["data"]["rooms"] == ["staff"]
+
+    def demote():
+        user.is_staff = False
+        user.save()
+
+    await database_sync_to_async(demote)()
+    for ws in sockets:
+        event = await receive_event(ws, "unsubscribed", timeout=WITHIN)
+        assert event["data"] == {"rooms": ["staff"], "reason": "permission_revoked"}
+        assert "data" in await command(ws, "ping", ack=2)
