@@ -54,8 +54,10 @@ async def test_open_packet_advertises_the_settings(sock):
     assert s.open_packet["maxPayload"] == SERVER_REALTIME["SOCKETIO_MAX_PAYLOAD"]
 
 
-async def test_connect_with_the_auth_payload_then_the_connected_event(sock, viewer):
+async def test_connect_with_the_auth_payload_then_the_connected_event(sock, viewer, sio_server):
     s, sid, welcome = await connected(sock, viewer)
+    log = sio_server.output()
+    assert token_for(viewer).split(".")[2] not in log and '"token"' not in log  # CONNECT packets are never logged
     assert welcome["event"] == welcome["type"] == "connected"
     assert set(welcome) == {"event", "type", "data", "id", "timestamp"}
     assert welcome["data"]["userId"] == str(viewer.pk)
