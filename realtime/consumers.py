@@ -15,12 +15,13 @@ import uuid
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from channels.utils import await_many_dispatch
+from django.db import DatabaseError
 
 from . import metrics
 from .auth import AuthResult
 from .conf import rt_settings
 from .events import CONNECTED, ERROR, Event
-from .exceptions import AuthError, CloseCode, ProtocolError
+from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
 from .hub import get_hub
 from .origins import origin_allowed
 from .outbound import backlog_probe, direct_writer, ws_text_frame
@@ -86,8 +87,12 @@ class SocketConsumer(AsyncConsumer):
                 "protocol": self.protocol_name, **fields}
 
     async def start_session(self, user, expires_at: float | None = None) -> dict | None:
-        """Open the session; None (and the socket closed) if the user has too many sockets."""
-        self.hub = await get_hub()
+        """Open the session; None (and the socket closed) if the user has too many sockets,
+        or if Redis or the database does not answer (``unavailable``, 4012: retry)."""
+        try:
+            self.hub = await get_hub()
+        except Unavailable:
+            return await self.refuse_unavailable()
         self.session = Session(user, self, self.hub, self.protocol_name, expires_at, connection_id=self.connection_id)
         self.user_id = str(user.pk)
         if not await self.hub.register(self, self.user_id):
@@ -100,7 +105,16 @@ class SocketConsumer(AsyncConsumer):
             return None
         metrics.CONNECTS.labels(self.protocol_name).inc()
         metrics.CONNECTIONS.labels(self.protocol_name).inc()
-        return await self.session.open()
+        try:
+            return await self.session.open()
+        except (Unavailable, DatabaseError):
+            return await self.refuse_unavailable()
+
+    async def refuse_unavailable(self) -> None:
+        metrics.REFUSALS.labels("unavailable").inc()
+        await self.send_frame(self.error_frame(ERROR, "unavailable", Unavailable.default_message))
+        await self.close(CloseCode.SERVER_RESTART, "unavailable")
+        return None
 
     async def end_session(self) -> None:
         session, self.session = self.session, None

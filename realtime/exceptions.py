@@ -6,7 +6,8 @@ RealtimeError
 │   ├── InvalidInput     the message or its data is malformed
 │   ├── UnknownCommand   no handler is registered for the event name
 │   ├── PermissionDenied the user may not do this
-│   └── NotFound         an object the command names does not exist
+│   ├── NotFound         an object the command names does not exist
+│   └── Unavailable      the channel layer (Redis) did not answer: retry later
 └── ProtocolError        a frame could not be decoded
 
 Every error has a stable ``code`` (a string clients can switch on) and, where it
@@ -102,6 +103,13 @@ class PermissionDenied(CommandError):
 class NotFound(CommandError):
     code = "not_found"
     default_message = "Not found"
+
+
+class Unavailable(CommandError):
+    """A backing service (the channel layer) did not answer; nothing was done. Retryable."""
+
+    code = "unavailable"
+    default_message = "The service is temporarily unavailable"
 
 
 class ProtocolError(RealtimeError):

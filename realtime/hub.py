@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 from . import metrics
 from .conf import rt_settings
 from .events import LAYER_CONTROL, LAYER_EVENT, Event
+from .exceptions import Unavailable
 from .presence import make_presence
 from .rooms import group_for
 
@@ -131,7 +132,13 @@ class Hub:
         async with lock:
             members = self.rooms.get(room)
             if members is None:
-                await self.layer.group_add(group_for(room), self.channel)
+                try:
+                    await self.layer.group_add(group_for(room), self.channel)
+                except Exception as e:
+                    # Redis is down: the socket is not in the room (it may retry); no traceback.
+                    metrics.ERRORS.labels("channel_layer").inc()
+                    logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
+                    raise Unavailable() from e
                 members = self.rooms[room] = set()
             members.add(conn)
 
@@ -277,7 +284,12 @@ async def get_hub() -> Hub:
         hub = _hubs.get(loop)
         if hub is None:
             hub = Hub(get_channel_layer())
-            await hub.start()
+            try:
+                await hub.start()
+            except Exception as e:
+                metrics.ERRORS.labels("channel_layer").inc()
+                logger.error("Could not start the hub, the channel layer failed: %s", type(e).__name__)
+                raise Unavailable() from e
             _hubs[loop] = hub
     return hub
 

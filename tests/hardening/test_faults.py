@@ -18,7 +18,7 @@ import websockets
 
 from realtime import apublish
 from tests.hardening.support import (
-    abort, command, connected, raw_websocket, receive_event, wait_for, ws_connect,
+    command, connected, receive_event, wait_for, ws_connect,
 )
 from tests.servers import RedisProcess, ServerProcess, free_port
 
@@ -385,3 +385,66 @@ async def test_a_command_while_the_database_is_down_gets_an_error_event_and_the_
         proxy.cut()
     assert "Traceback" not in log, log[-4000:]
     assert "Database error in command" in log
+
+
+# -- (5) Redis down while clients connect and subscribe ----------------------------------------------
+
+
+def realtime_tracebacks(log: str) -> list[str]:
+    """Log lines of our own loggers followed by a traceback (channels-redis logs its own, every second)."""
+    lines = log.splitlines()
+    return [line for line, after in zip(lines, lines[1:]) if " realtime." in line and after.startswith("Traceback")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+async def test_while_redis_is_down_subscribing_and_connecting_get_unavailable_not_a_crash(
+    kind, settings, layer_prefix, make_user, token
+):
+    viewer = await database_sync_to_async(make_user)(perms=[VIEW])
+    newcomer = await database_sync_to_async(make_user)()
+    redis = RedisProcess().start()
+    server = ServerProcess(redis_url=redis.url, layer_prefix=layer_prefix, env=server_env(kind, layer_prefix))
+    try:
+        server.start()
+        ws = await connected(server, token(viewer))
+        redis.stop()
+        await asyncio.sleep(0.3)
+
+        reply = await command(ws, "subscribe:inventory", {"locationIds": [3]})
+        assert reply["error"]["code"] == "unavailable", reply
+        assert "data" in await command(ws, "ping", ack=2)  # the socket stays
+        late = await ws_connect(server, token(newcomer))  # its own room cannot be joined
+        frame = json.loads(await late.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await late.recv()
+        assert (frame["code"], closed.value.rcvd.code) == ("unavailable", 4012)
+
+        redis.start()
+        use_layer(settings, redis.url, layer_prefix, kind)
+        joined = None
+        for n in range(30):  # a client retries; the layer reconnects on its own
+            reply = await command(ws, "subscribe:inventory", {"locationIds": [3]}, ack=10 + n)
+            if "data" in reply:
+                joined = reply["data"]["rooms"]
+                break
+            await asyncio.sleep(0.2)
+        assert joined == ["inventory:location:3"]
+        await apublish("test:back", {}, ["inventory:location:3"])
+        assert (await receive_event(ws, "test:back"))["event"] == "test:back"
+        for _ in range(30):  # 4012 means "retry": stale pooled connections may fail once each
+            again = await ws_connect(server, token(newcomer))
+            first = json.loads(await again.recv())
+            await again.close()
+            if first["event"] == "connected":
+                break
+            assert first["code"] == "unavailable", first
+            await asyncio.sleep(0.2)
+        assert first["event"] == "connected", first
+        await ws.close()
+        await asyncio.sleep(0.2)
+        log = server.output()
+    finally:
+        server.stop()
+        redis.stop()
+    assert realtime_tracebacks(log) == [], log[-4000:]
