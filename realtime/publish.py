@@ -46,7 +46,13 @@ async def _send_to_rooms(message: dict, rooms, name: str) -> bool:
     try:
         async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
             for room in rooms:
-                await layer.group_send(group_for(room), message)
+                try:
+                    await layer.group_send(group_for(room), message)
+                except Exception:
+                    # Once more, within the same time bound: after a Redis restart each pooled
+                    # connection fails once ("Connection closed by server") though Redis is back.
+                    # A duplicate is harmless: hubs drop events and control messages seen by id.
+                    await layer.group_send(group_for(room), message)
     except Exception as e:
         stats["failed"] += 1
         metrics.PUBLISH_FAILURES.labels(name).inc()
