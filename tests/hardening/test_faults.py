@@ -221,6 +221,23 @@ def group_memberships(r: redis_lib.Redis, kind: str, prefix: str) -> int:
     return sum(r.zcard(key) for key in r.keys(f"{prefix}:group:*"))
 
 
+METRICS_TOKEN = "hardening-metrics-token"
+
+
+async def server_gauges(server) -> tuple[float, float]:
+    """(open connections, room memberships) from the server's own ``/metrics``."""
+    from tests.hardening.support import http
+
+    status, text = await http("GET", f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert status == 200, text
+    totals = {"oda_realtime_connections": 0.0, "oda_realtime_subscriptions": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["oda_realtime_connections"], totals["oda_realtime_subscriptions"]
+
+
 def presence_entries(r: redis_lib.Redis, prefix: str) -> int:
     return sum(r.zcard(key) for key in r.keys(f"{prefix}:presence:*"))
 
@@ -241,11 +258,14 @@ async def test_clients_that_vanish_leave_no_group_membership_behind(
     users = [await database_sync_to_async(make_user)(perms=[VIEW]) for _ in range(per_round)]
     r = redis_lib.Redis.from_url(redis_url)
     use_layer(settings, redis_url, layer_prefix, kind)
-    with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=server_env(kind, layer_prefix)) as server:
+    env = server_env(kind, layer_prefix, REALTIME_METRICS_TOKEN=json.dumps(METRICS_TOKEN))
+    with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=env) as server:
         staying = await connected(server, token(users[0]))
         await command(staying, "subscribe:inventory")  # one long-lived member: the hub keeps inventory:all
         await wait_for(lambda: group_memberships(r, kind, layer_prefix) >= 2)
         baseline = (group_memberships(r, kind, layer_prefix), presence_entries(r, layer_prefix))
+        gauges = await server_gauges(server)
+        assert gauges == (1, 2), gauges  # one socket in user:<id> and inventory:all
         after_rounds, peaks = [], []
         for n in range(rounds):
             clients = []
@@ -255,6 +275,7 @@ async def test_clients_that_vanish_leave_no_group_membership_behind(
                 await command(ws, "subscribe:notifications")
                 clients.append(ws)
             peaks.append(group_memberships(r, kind, layer_prefix))
+            assert await server_gauges(server) == (1 + per_round, 2 + 4 * per_round)  # user, location, notif., broadcast
             # Vanish during traffic: events are on their way to the sockets as they die.
             sending = asyncio.ensure_future(asyncio.gather(*(
                 apublish("test:tick", {"n": k}, ["inventory:all", "broadcast"]) for k in range(30)
@@ -268,6 +289,7 @@ async def test_clients_that_vanish_leave_no_group_membership_behind(
             )
             after_rounds.append((group_memberships(r, kind, layer_prefix), presence_entries(r, layer_prefix)))
             assert settled, f"round {n}: memberships/presence {after_rounds[-1]} != baseline {baseline}"
+            assert await server_gauges(server) == gauges, f"round {n}: the server still counts the vanished"
         # The survivor still hears events: the process left only the rooms nobody holds.
         await apublish("test:alive", {}, ["inventory:all"])
         assert (await receive_event(staying, "test:alive"))["event"] == "test:alive"
