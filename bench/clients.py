@@ -249,8 +249,8 @@ class Runner:
         return {"connected": len(self.sockets), "failed": len(errors), "errors": errors[:5], "seconds": elapsed}
 
     async def heartbeats(self) -> None:
-        """Each socket (as soon as it has joined) pings every ~half of the server's heartbeat interval."""
-        period = max(1.0, self.heartbeat / 2)
+        """Each socket (as soon as it has joined) pings every ``heartbeatInterval`` the server asked for."""
+        period = max(1.0, self.heartbeat)
         slots = max(1, int(period))
         tick = 0
         while not self.quitting:

@@ -37,13 +37,18 @@ def package_of(filename: str) -> str:
     return filename
 
 
-def owner(traceback: tracemalloc.Traceback) -> str:
-    """The innermost non-stdlib package on the allocating stack (asyncio.Queue() made by daphne -> daphne)."""
-    names = [package_of(frame.filename) for frame in reversed(traceback)]  # innermost first
-    for name in names:
+def owner_frame(traceback: tracemalloc.Traceback) -> tuple[str, tracemalloc.Frame]:
+    """The innermost non-stdlib package on the allocating stack and its frame (asyncio.Queue() made by daphne -> daphne)."""
+    frames = list(reversed(traceback))  # innermost first
+    names = [package_of(frame.filename) for frame in frames]
+    for name, frame in zip(names, frames):
         if not name.startswith(("stdlib", "<")):
-            return name if name == names[0] else f"{name} (via {names[0]})"
-    return names[0]
+            return (name if name == names[0] else f"{name} (via {names[0]})"), frame
+    return names[0], frames[0]
+
+
+def owner(traceback: tracemalloc.Traceback) -> str:
+    return owner_frame(traceback)[0]
 
 
 async def snapshot(pid: int, path: Path, timeout: float = 120) -> tracemalloc.Snapshot:
@@ -103,12 +108,16 @@ async def measure(stack_name: str, n: int, env: dict, tokens: Path, workdir: Pat
     print("by package on the allocating stack (innermost non-stdlib; KiB per socket):")
     for name, size in by_package.most_common(20):
         print(f"  {size / connected / 1024:6.2f}  {name}")
-    print("top allocating lines (bytes per socket):")
-    lines = snap1.compare_to(snap0, "lineno")
-    for d in lines[:top]:
-        frame = d.traceback[-1]
-        print(f"  {d.size_diff / connected:8.0f}  {d.count_diff / connected:5.1f} blocks  "
-              f"{'/'.join(Path(frame.filename).parts[-2:])}:{frame.lineno}")
+    print("top allocation sites: the innermost non-stdlib line on the stack (bytes per socket):")
+    sites: Counter = Counter()
+    blocks: Counter = Counter()
+    for d in diff:
+        _, frame = owner_frame(d.traceback)
+        site = f"{'/'.join(Path(frame.filename).parts[-2:])}:{frame.lineno}"
+        sites[site] += d.size_diff
+        blocks[site] += d.count_diff
+    for site, size in sites.most_common(top):
+        print(f"  {size / connected:8.0f}  {blocks[site] / connected:5.1f} blocks  {site}")
 
 
 async def amain(args) -> None:

@@ -2,23 +2,26 @@
 
 For each stack and each N it starts a fresh server on a private port (all
 stacks share one private redis-server; ours uses a private SQLite database with
-one bench user holding ``inventory.view_inventorylevel``), connects N real
-WebSocket clients from separate client processes (``bench/clients.py``),
-publishes from another process (``bench/publisher.py``), and measures:
+one bench user per socket, each holding ``inventory.view_inventorylevel``),
+connects N real WebSocket clients from separate client processes
+(``bench/clients.py``), publishes from another process (``bench/publisher.py``),
+and measures:
 
 - RSS per idle connection: server RSS after N sockets connected and subscribed,
   minus RSS before (after a one-socket warm-up), divided by N;
+- server CPU while those N sockets sit idle (heartbeats, timers);
 - fan-out latency: R rounds of one event to all N; per round the time from the
   publisher's ``sentAt`` to the LAST client's receipt; p50 and p99 over rounds;
-- deliveries/s (at N=100 only): the publisher sends F events back to back;
+- deliveries/s (at N=100): the publisher sends F events back to back;
   deliveries received / (last receipt - first send);
 - lost: deliveries expected minus received, over all rounds and the flood;
 - server CPU per delivery in the flood, and the client processes' CPU (a client
   process near 100% of a core would make the figures the clients' limit).
 
-Stacks: ``ours-daphne`` (``manage.py serve``), ``ours-uvicorn``
-(``uvicorn oda_realtime.asgi:application``), ``baseline`` (python-socketio
-AsyncServer + AsyncRedisManager on uvicorn), ``bare-daphne`` / ``bare-uvicorn``
+Stacks: ``baseline`` (python-socketio AsyncServer + AsyncRedisManager on
+uvicorn), ``ours-daphne`` (``manage.py serve``), ``ours-daphne-x2`` (two such
+processes on the one Redis, clients split between them), ``ours-uvicorn``
+(``uvicorn oda_realtime.asgi:application``), ``bare-daphne`` / ``bare-uvicorn``
 (``bench/bare_asgi.py``: the server's own fan-out ceiling). Every wait is
 bounded; ``--quick`` runs small N for a smoke check.
 """
@@ -33,7 +36,6 @@ import resource
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,23 +57,26 @@ class Stack:
     name: str
     server: list[str]  # command; "{port}" is replaced
     protocol: str  # native | socketio
-    path: str  # "{token}" is replaced
+    path: str  # the WebSocket URL's path and query; "{token}" is replaced by each socket's token
     publisher: str  # ours | baseline | bare
-    needs_db: bool = False
+    processes: int = 1  # server processes on the one Redis; client processes are spread over them
+    max_n: int | None = None  # skip larger N (keeps the whole run under 15 minutes)
 
 
 STACKS = {
     "ours-daphne": Stack("ours-daphne", [PY, "manage.py", "serve", "--port", "{port}"],
-                         "native", "/ws/?token={token}", "ours", True),
+                         "native", "/ws/?token={token}", "ours"),
+    "ours-daphne-x2": Stack("ours-daphne-x2", [PY, "manage.py", "serve", "--port", "{port}"],
+                            "native", "/ws/?token={token}", "ours", processes=2, max_n=1000),
     "ours-uvicorn": Stack("ours-uvicorn", [*UVICORN, "--port", "{port}", "oda_realtime.asgi:application"],
-                          "native", "/ws/?token={token}", "ours", True),
+                          "native", "/ws/?token={token}", "ours"),
     "baseline": Stack("baseline", [*UVICORN, "--port", "{port}", "bench.baseline_server:app"],
                       "socketio", "/socket.io/?EIO=4&transport=websocket", "baseline"),
     "bare-daphne": Stack("bare-daphne", [*DAPHNE, "-p", "{port}", "bench.bare_asgi:app"], "native", "/ws/", "bare"),
     "bare-uvicorn": Stack("bare-uvicorn", [*UVICORN, "--port", "{port}", "bench.bare_asgi:app"],
                           "native", "/ws/", "bare"),
 }
-DEFAULT_STACKS = ["baseline", "ours-daphne", "ours-uvicorn", "bare-daphne", "bare-uvicorn"]
+DEFAULT_STACKS = ["baseline", "ours-daphne", "ours-daphne-x2", "ours-uvicorn", "bare-daphne", "bare-uvicorn"]
 
 
 def log(msg: str) -> None:
@@ -86,6 +91,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def total_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def total_rss(pids: list[int]) -> int:
+    return sum(rss_kib(pid) for pid in pids)
 
 
 def rss_kib(pid: int) -> int:
@@ -268,7 +281,8 @@ class Bench:
         results = []
         try:
             for n in self.args.ns:
-                results.append(await self.run_n(stack, n, env, publisher))
+                if stack.max_n is None or n <= stack.max_n:
+                    results.append(await self.run_n(stack, n, env, publisher))
         finally:
             await publisher.stop()
         return results
@@ -281,30 +295,35 @@ class Bench:
 
     async def run_n(self, stack: Stack, n: int, env: dict, publisher: Child) -> Result:
         result = Result(stack.name, n)
-        server = Server(stack, env, self.logdir).start()
+        servers: list[Server] = []
         clients: list[Child] = []
         try:
-            pid = server.proc.pid
-            # Warm-up: one socket, one event (imports, hub, DB connection, Redis subscription).
-            warm = await Child("warm-up", self.client_argv(stack, server.port, 1, n), env).start()
+            for _ in range(stack.processes):
+                servers.append(Server(stack, env, self.logdir).start())
+            pids = [server.proc.pid for server in servers]
+            # Warm-up: one socket per server, one event (imports, hub, DB connection, Redis subscription).
+            warm = await asyncio.gather(*(Child("warm-up", self.client_argv(stack, server.port, 1, n), env).start()
+                                          for server in servers))
             try:
-                reply = await warm.request({"cmd": "connect"}, 60)
-                if reply["connected"] != 1:
-                    raise RuntimeError(f"warm-up socket failed: {reply['errors']}\n{server.tail()}")
-                await self.round([warm], publisher, 1, timeout=10)
+                for w, server in zip(warm, servers):
+                    reply = await w.request({"cmd": "connect"}, 60)
+                    if reply["connected"] != 1:
+                        raise RuntimeError(f"warm-up socket failed: {reply['errors']}\n{server.tail()}")
+                await self.round(warm, publisher, len(warm), timeout=10)
             finally:
-                await warm.stop()
+                await asyncio.gather(*(w.stop() for w in warm))
             await asyncio.sleep(0.5)
-            rss0 = rss_kib(pid)
+            rss0 = total_rss(pids)
 
-            procs = max(1, min(self.args.client_procs, n // 25 or 1))
+            procs = max(stack.processes, min(self.args.client_procs, n // 25 or 1))
             counts = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
             offsets = [sum(counts[:i]) for i in range(procs)]
             clients = await asyncio.gather(*(
-                Child(f"clients {i}", self.client_argv(stack, server.port, c, o), env).start()
+                Child(f"clients {i}", self.client_argv(stack, servers[i % len(servers)].port, c, o), env).start()
                 for i, (c, o) in enumerate(zip(counts, offsets))
             ))
-            log(f"{stack.name} N={n}: connecting {n} sockets from {procs} client processes")
+            log(f"{stack.name} N={n}: connecting {n} sockets from {procs} client processes "
+                f"to {len(servers)} server process(es)")
             t0 = time.monotonic()
             replies = await asyncio.gather(*(c.request({"cmd": "connect"}, 60 + n / 20) for c in clients))
             result.connect_seconds = time.monotonic() - t0
@@ -315,20 +334,20 @@ class Bench:
                 result.notes.append(f"{failed} sockets failed to connect: {errors[:3]}")
                 log(f"{stack.name} N={n}: {failed} sockets failed to connect: {errors[:3]}")
             await asyncio.sleep(1.0)
-            rss1 = rss_kib(pid)
-            idle0, w0 = cpu_seconds(pid), time.monotonic()
+            rss1 = total_rss(pids)
+            profiler = self.start_profiler(stack, n, pids[0])
+            idle0, w0 = total_cpu(pids), time.monotonic()
             await asyncio.sleep(self.args.idle_seconds)
-            result.idle_cpu_pct = (cpu_seconds(pid) - idle0) / (time.monotonic() - w0) * 100
+            result.idle_cpu_pct = (total_cpu(pids) - idle0) / (time.monotonic() - w0) * 100
             if result.connected:
                 result.rss_per_conn_kib = (rss1 - rss0) / result.connected
             log(f"{stack.name} N={n}: {result.connected} connected in {result.connect_seconds:.1f}s; "
-                f"RSS {rss0} -> {rss1} KiB")
+                f"RSS {rss0} -> {rss1} KiB; idle server CPU {result.idle_cpu_pct:.1f}%")
 
-            profiler = self.start_profiler(stack, n, pid)
             # Fan-out latency: rounds of one event.
             latencies = []
             cpu_c0 = [cpu_seconds(c.pid) for c in clients]
-            cpu_s0 = cpu_seconds(pid)
+            cpu_s0 = total_cpu(pids)
             w0 = time.monotonic()
             for _ in range(self.args.rounds_for(n)):
                 last, lat, delivered = await self.round(clients, publisher, result.connected,
@@ -346,13 +365,13 @@ class Bench:
             client_cpu = [cpu_seconds(c.pid) - c0 for c, c0 in zip(clients, cpu_c0)]
             result.client_cpu_pct = max(client_cpu) / wall * 100
             if result.delivered:
-                result.round_server_us = (cpu_seconds(pid) - cpu_s0) / result.delivered * 1e6
+                result.round_server_us = (total_cpu(pids) - cpu_s0) / result.delivered * 1e6
                 result.round_client_us = sum(client_cpu) / result.delivered * 1e6
             log(f"{stack.name} N={n}: last-delivery p50 {fmt_ms(result.p(0.5))} p99 {fmt_ms(result.p(0.99))} "
                 f"lost {result.lost}")
 
             if n == self.args.flood_n:
-                await self.flood(clients, publisher, result, pid)
+                await self.flood(clients, publisher, result, pids)
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
@@ -365,11 +384,12 @@ class Bench:
                     result.notes.append(f"sockets closed by the server: {stats['close_codes']}")
         finally:
             await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
-            server.stop()
+            for server in servers:
+                server.stop()
         return result
 
     def start_profiler(self, stack: Stack, n: int, pid: int) -> subprocess.Popen | None:
-        """py-spy (if ``--profile DIR``) sampling the server through the rounds and the flood."""
+        """py-spy (if ``--profile DIR``) sampling the server through the idle window, the rounds and the flood."""
         if not self.args.profile:
             return None
         out = Path(self.args.profile) / f"{stack.name}-{n}.txt"
@@ -404,17 +424,17 @@ class Bench:
         except asyncio.TimeoutError:
             return False
 
-    async def flood(self, clients: list[Child], publisher: Child, result: Result, pid: int) -> None:
+    async def flood(self, clients: list[Child], publisher: Child, result: Result, pids: list[int]) -> None:
         count = self.args.flood
         first, end = self.next_seqs(count)
         await asyncio.gather(*(c.request({"cmd": "expect", "seqs": [first, end], "mode": "flood"}) for c in clients))
-        s0 = cpu_seconds(pid)
+        s0 = total_cpu(pids)
         c0 = [cpu_seconds(c.pid) for c in clients]
         w0 = time.monotonic()
         sent = await publisher.request({"cmd": "flood", "seqs": [first, end]}, self.args.flood_timeout)
         complete = await self.wait_done(clients, end, self.args.flood_timeout)
         wall = time.monotonic() - w0
-        server_cpu = cpu_seconds(pid) - s0
+        server_cpu = total_cpu(pids) - s0
         client_pct = max((cpu_seconds(c.pid) - x) / wall * 100 for c, x in zip(clients, c0))
         stats = await asyncio.gather(*(c.request({"cmd": "stats"}, 30) for c in clients))
         delivered = sum(s["total"] for s in stats)
@@ -456,13 +476,16 @@ def fmt(value, spec: str, none: str = "—") -> str:
 
 
 def table(results: dict[str, list[Result]], ns: list[int], flood_n: int) -> str:
-    head = ["stack", f"deliveries/s (flood, N={flood_n})"]
+    big_n = ns[-1]
+    head = ["stack", f"deliveries/s (flood, N={flood_n:,})"]
     head += [f"fan-out N={n:,} p50 / p99" for n in ns]
-    head += ["lost", f"RSS/idle conn (N={ns[-1]:,})", "server CPU (flood)", "busiest client proc CPU"]
+    head += ["lost", f"RSS per idle conn (N={big_n:,})", "server CPU per delivery (flood)",
+             f"server CPU idle (N={big_n:,})", "busiest client process"]
     rows = [head]
     for stack, per_n in results.items():
         by_n = {r.n: r for r in per_n}
         flood = by_n.get(flood_n)
+        big = by_n.get(big_n)
         row = [stack, fmt(flood and flood.flood_rate, ",.0f")]
         for n in ns:
             r = by_n.get(n)
@@ -470,18 +493,47 @@ def table(results: dict[str, list[Result]], ns: list[int], flood_n: int) -> str:
         lost = sum(r.lost for r in per_n)
         expected = sum(r.expected for r in per_n)
         row.append(f"{lost:,} of {expected:,}")
-        big = by_n.get(ns[-1])
-        row.append(fmt(big and big.rss_per_conn_kib, ".1f") + " KiB")
-        if flood and flood.server_cpu_pct is not None:
-            row.append(f"{flood.server_cpu_pct:.0f}%, {flood.server_cpu_us_per_delivery:.1f} µs/deliv.")
-        else:
-            row.append("—")
-        row.append(f"{max((r.client_cpu_pct or 0) for r in per_n):.0f}%")
+        row.append("—" if big is None else fmt(big.rss_per_conn_kib, ".1f") + " KiB")
+        row.append("—" if flood is None or flood.server_cpu_us_per_delivery is None
+                   else f"{flood.server_cpu_us_per_delivery:.1f} µs ({flood.server_cpu_pct:.0f}% of a core)")
+        row.append("—" if big is None else fmt(big.idle_cpu_pct, ".1f") + "%")
+        row.append(f"{max((r.client_cpu_pct or 0) for r in per_n):.0f}% of a core")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def goals(results: dict[str, list[Result]], ns: list[int], flood_n: int, ours: str = "ours-daphne") -> str:
+    """Issue #7's goals, ours (daphne) against the baseline of the same run."""
+    if ours not in results or "baseline" not in results:
+        return ""
+    mine = {r.n: r for r in results[ours]}
+    base = {r.n: r for r in results["baseline"]}
+    out = [f"goals ({ours} against baseline, this run):"]
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    flood = ratio(mine.get(flood_n) and mine[flood_n].flood_rate, base.get(flood_n) and base[flood_n].flood_rate)
+    out.append(f"- deliveries/s at N={flood_n}: {fmt(flood, '.2f')}x the baseline's (goal >= 2x)")
+    for n in ns:
+        if n < 1000 or n not in mine or n not in base:
+            continue
+        p50 = ratio(mine[n].p(0.5), base[n].p(0.5))
+        p99 = ratio(mine[n].p(0.99), base[n].p(0.99))
+        out.append(f"- fan-out to {n:,}: p50 {fmt(p50, '.2f')}x, p99 {fmt(p99, '.2f')}x the baseline's (goal <= 0.5x)")
+    lost = sum(r.lost for r in results[ours])
+    base_lost = sum(r.lost for r in results["baseline"])
+    out.append(f"- lost deliveries: {lost} (baseline {base_lost}) (goal 0 where the baseline loses none)")
+    big = mine.get(ns[-1])
+    out.append(f"- RSS per idle connection at N={ns[-1]:,}: {fmt(big and big.rss_per_conn_kib, '.1f')} KiB (goal <= 20 KiB)")
+    two = {r.n: r for r in results.get(f"{ours}-x2", [])}
+    if flood_n in two and mine.get(flood_n):
+        growth = ratio(two[flood_n].flood_rate, mine[flood_n].flood_rate)
+        out.append(f"- two server processes on one Redis: deliveries/s {fmt(growth, '.2f')}x one process's (goal > 1x)")
+    return "\n".join(out)
 
 
 def details(results: dict[str, list[Result]]) -> str:
@@ -575,6 +627,8 @@ async def amain(args) -> int:
         "",
         table(results, args.ns, args.flood_n),
         "",
+        goals(results, args.ns, args.flood_n),
+        "",
         "details:",
         details(results),
         "",
@@ -592,7 +646,7 @@ async def amain(args) -> int:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Fan-out benchmark: ours against python-socketio.")
-    parser.add_argument("--quick", action="store_true", help="small N, few rounds: a smoke run of a minute or two")
+    parser.add_argument("--quick", action="store_true", help="N=100 and 300, few rounds: a smoke run of about two minutes")
     parser.add_argument("--stacks", default=",".join(DEFAULT_STACKS), help=f"comma-separated, from {list(STACKS)}")
     parser.add_argument("--ns", default=None, help="client counts, comma-separated (default 100,1000,5000)")
     parser.add_argument("--rounds", type=int, default=None, help="fan-out rounds per N (default 20/15/10 by N)")
@@ -608,7 +662,7 @@ def parse_args(argv=None):
     parser.add_argument("--round-timeout", type=float, default=60.0)
     parser.add_argument("--flood-timeout", type=float, default=120.0)
     parser.add_argument("--profile", default=None, metavar="DIR",
-                        help="sample the servers with py-spy (pip install py-spy) during rounds and flood")
+                        help="sample the servers with py-spy (pip install py-spy) when idle, in rounds and flood")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
@@ -619,7 +673,9 @@ def parse_args(argv=None):
     if args.ns:
         args.ns = [int(x) for x in args.ns.split(",")]
     else:
-        args.ns = [20, 100, 300] if args.quick else [100, 1000, 5000]
+        args.ns = [100, 300] if args.quick else [100, 1000, 5000]
+    if args.quick:
+        args.idle_seconds = min(args.idle_seconds, 1.0)
     args.flood_n = args.flood_n or (100 if 100 in args.ns else min(args.ns))
     args.flood = args.flood or (20_000 if args.quick else 200_000) // args.flood_n
     fixed_rounds = args.rounds or (5 if args.quick else None)

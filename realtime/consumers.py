@@ -141,20 +141,14 @@ class SocketConsumer(AsyncConsumer):
 
     # -- sending -------------------------------------------------------------------
 
-    async def send_frame(self, frame: str, wire: bytes | None = None) -> bool:
-        """Write one text frame unless the socket is closed or too far behind.
-
-        ``wire`` is the same frame already framed for the wire (``deliver`` on daphne):
-        written straight to the connection, see ``outbound.direct_writer``.
-        """
+    async def send_frame(self, frame: str) -> bool:
+        """Write one text frame unless the socket is closed or too far behind."""
         if self.closed:
             return False
         if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return False
-        if wire is not None and self._direct(wire):
-            return True
         try:
             await self.base_send({"type": "websocket.send", "text": frame})
         except Exception:
@@ -190,15 +184,19 @@ class SocketConsumer(AsyncConsumer):
         frame = frames.get(self.protocol_name)
         if frame is None:
             frame = frames[self.protocol_name] = self.event_frame(event)
-        if self._direct is UNSET:
-            self._direct = direct_writer(self.base_send)
-        if self._direct is None:
-            return await self.send_frame(frame)
-        key = self.protocol_name + WIRE_SUFFIX  # the WebSocket frame, also built once per event
-        wire = frames.get(key)
-        if wire is None:
-            wire = frames[key] = ws_text_frame(frame)
-        return await self.send_frame(frame, wire)
+        direct = self._direct
+        if direct is UNSET:
+            direct = self._direct = direct_writer(self.base_send)
+        if direct is not None and self._pending() <= rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
+            # daphne: the WebSocket frame, also built once per event, straight to the connection
+            # (outbound.direct_writer); send_frame below if it declines (and for slow consumers).
+            key = self.protocol_name + WIRE_SUFFIX
+            wire = frames.get(key)
+            if wire is None:
+                wire = frames[key] = ws_text_frame(frame)
+            if direct(wire):
+                return True
+        return await self.send_frame(frame)
 
     async def control(self, message: dict) -> None:
         """A control message from any process: close this user's socket, or re-check its rooms."""
