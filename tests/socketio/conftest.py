@@ -34,7 +34,8 @@ def socketio_server(redis_url: str, prefix: str, *, port: int | None = None, rea
         redis_url=redis_url, layer_prefix=prefix, port=port,
         env={
             "DJANGO_SETTINGS_MODULE": "tests.socketio.server_settings",
-            "SIO_TEST_REALTIME": json.dumps({**SERVER_REALTIME, **(realtime or {})}),
+            # Presence (the per-user cap) counts in Redis: keys of its own, not shared with other test servers.
+            "SIO_TEST_REALTIME": json.dumps({**SERVER_REALTIME, "PRESENCE_PREFIX": prefix, **(realtime or {})}),
             **(env or {}),
         },
     )
