@@ -122,12 +122,6 @@ def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None, headers: d
     return sock, rest
 
 
-def abort(sock: socket.socket) -> None:
-    """Vanish without a close frame: RST the TCP connection."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def peer_gone(sock: socket.socket) -> bool:
     """True once the server has closed or reset the connection (EOF/RST seen by a non-reading client).
 
