@@ -69,6 +69,8 @@ class ServerProcess:
             DJANGO_SECRET_KEY=os.environ["DJANGO_SECRET_KEY"],
             DATABASE_URL=database_url(),
             CHANNEL_LAYER_PREFIX=self.layer_prefix,
+            # Per-user connection counts of this test's servers only (leases outlive a test run).
+            REALTIME_PRESENCE_PREFIX=f"presence-{self.layer_prefix}",
             PYTHONUNBUFFERED="1",
             REALTIME_ALLOWED_ORIGINS="https://shop.example.com",
         )
