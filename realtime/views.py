@@ -1,12 +1,28 @@
-"""HTTP views of the add-on: logout (blacklists the refresh token and closes live sockets)."""
+"""HTTP views of the add-on: JWT login and logout (which closes the user's live sockets)."""
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView
 
 from .revocation import revoke_tokens
+
+
+class LoginView(TokenObtainPairView):
+    """simplejwt's token pair view, which also sends Django's ``user_logged_in`` (it does not by
+    itself), so a JWT login is a login for every receiver: activity notifications, last_login."""
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as e:
+            raise InvalidToken(e.args[0]) from e
+        user_logged_in.send(sender=type(serializer.user), request=request, user=serializer.user)
+        return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
 
 class LogoutView(APIView):
@@ -26,4 +42,5 @@ class LogoutView(APIView):
                 return Response({"detail": "Not your token", "code": "token_user_mismatch"}, status=400)
             token.blacklist()
         revoke_tokens(request.user, "logout")
+        user_logged_out.send(sender=type(request.user), request=request, user=request.user)
         return Response(status=status.HTTP_205_RESET_CONTENT)
