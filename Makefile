@@ -8,7 +8,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test test-django52 venv node bench clean
+.PHONY: run test test-django52 venv node browser bench clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,15 @@ run: venv
 	@echo
 	DJANGO_DEBUG=1 $(PY) manage.py serve --bind $(HOST) --port $(PORT)
 
-test: venv $(if $(wildcard package.json),node)
+# The browser tests (Socket.IO in a page, the live dashboard) drive Debian's chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser tests need Chromium: install it (e.g. 'sudo apt-get install chromium'); they fail without it."; fi; }
+
+test: venv $(if $(wildcard package.json),node) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Fan-out benchmark against python-socketio (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
