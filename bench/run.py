@@ -435,7 +435,8 @@ class Bench:
         complete = await self.wait_done(clients, end, self.args.flood_timeout)
         wall = time.monotonic() - w0
         server_cpu = total_cpu(pids) - s0
-        client_pct = max((cpu_seconds(c.pid) - x) / wall * 100 for c, x in zip(clients, c0))
+        client_cpu = [cpu_seconds(c.pid) - x for c, x in zip(clients, c0)]
+        client_pct = max(client_cpu) / wall * 100
         stats = await asyncio.gather(*(c.request({"cmd": "stats"}, 30) for c in clients))
         delivered = sum(s["total"] for s in stats)
         last = max((max(s["last_at"].values()) for s in stats if s["last_at"]), default=None)
@@ -455,7 +456,7 @@ class Bench:
         log(f"{stack_name(result)} flood: {delivered}/{expected} deliveries in {result.flood_seconds or 0:.2f}s "
             f"= {result.flood_rate or 0:,.0f}/s; publisher {publish_rate:,.0f} events/s; server CPU "
             f"{result.server_cpu_pct:.0f}%, {result.server_cpu_us_per_delivery or 0:.1f} us/delivery; "
-            f"busiest client process {client_pct:.0f}%")
+            f"clients {sum(client_cpu) / max(delivered, 1) * 1e6:.1f} us/delivery, busiest client process {client_pct:.0f}%")
 
 
 def stack_name(result: Result) -> str:
@@ -623,7 +624,7 @@ async def amain(args) -> int:
         f"Oda Realtime fan-out benchmark ({'quick' if args.quick else 'full'} run, {elapsed:.0f}s; "
         f"channel layer for ours: {args.layer})",
         header,
-        f"command: {' '.join(sys.argv)}",
+        f"command: python -m bench.run {' '.join(sys.argv[1:])}".rstrip(),
         "",
         table(results, args.ns, args.flood_n),
         "",
