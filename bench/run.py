@@ -323,7 +323,7 @@ class Bench:
                 for i, (c, o) in enumerate(zip(counts, offsets))
             ))
             log(f"{stack.name} N={n}: connecting {n} sockets from {procs} client processes "
-                f"to {len(servers)} server process(es)")
+                f"to {len(servers)} server process(es) (pid {', '.join(map(str, pids))})")
             t0 = time.monotonic()
             replies = await asyncio.gather(*(c.request({"cmd": "connect"}, 60 + n / 20) for c in clients))
             result.connect_seconds = time.monotonic() - t0
