@@ -235,7 +235,7 @@ class EngineSocket:
         self._inbound.put_nowait(message)
 
     async def app_receive(self) -> dict:
-        # Called again only once the previous message is handled (await_many_dispatch).
+        # Called again only once the previous message is handled (SocketConsumer.__call__).
         self._done = self._taken
         self._progress.set()
         message = await self._inbound.get()

@@ -205,9 +205,7 @@ class SocketIOConsumer(SocketConsumer):
             metrics.DROPPED.labels("closed").inc()
             return False
         frames = event.frames
-        frame = frames.get(self.protocol_name)
-        if frame is None:
-            frame = frames[self.protocol_name] = self.event_frame(event)
+        frame = self.encoded(event)
         wire = frames.get(WIRE_KEY)
         if wire is None:
             wire = frames[WIRE_KEY] = ws_text_frame(codec.message(frame))

@@ -23,6 +23,10 @@ class Command(BaseCommand):
         from realtime.serving import PathOnlyAccessLog
 
         cli.AccessLogGenerator = PathOnlyAccessLog
+        # daphne's own WebSocket ping every 20 s costs CPU per idle socket; both protocols have
+        # their own heartbeat (IDLE_TIMEOUT, Engine.IO pings), so daphne's runs rarely.
+        # Options after ``--`` come later and win.
         cli.CommandLineInterface().run(
-            ["-b", bind, "-p", str(port), "--access-log", "-", *daphne_args, application]
+            ["-b", bind, "-p", str(port), "--access-log", "-", "--ping-interval", "120", "--ping-timeout", "60",
+             *daphne_args, application]
         )
