@@ -8,6 +8,8 @@ process's hub is, see ``hub.py``), and its dispatch skips channels' per-message
 ``close_old_connections`` thread hop (TRAPS.md): handlers that touch the ORM
 run in ``database_sync_to_async``, which closes old connections itself.
 """
+import asyncio
+from collections import deque
 import logging
 import time
 import uuid
@@ -23,7 +25,7 @@ from .events import CONNECTED, ERROR, Event
 from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
 from .hub import get_hub
 from .origins import origin_allowed
-from .outbound import backlog_probe, direct_writer, ws_text_frame
+from .outbound import backlog_probe, direct_writer, transport_aborter, ws_text_frame
 from .protocol import native
 from .ratelimit import TokenBucket
 from .session import Reply, Session
@@ -34,6 +36,7 @@ AUTH_EXPIRING = "auth:expiring"
 UNSUBSCRIBED = "unsubscribed"
 UNSET = object()
 WIRE_SUFFIX = "/ws-frame"  # key of an event's ready-framed WebSocket frame in Event.frames
+SLOW_CLOSE_GRACE = 2.0  # seconds a slow consumer's close may take before its connection is aborted (uvicorn)
 
 
 class SocketConsumer(AsyncConsumer):
@@ -41,6 +44,10 @@ class SocketConsumer(AsyncConsumer):
 
     protocol_name = "base"
     _direct = UNSET  # outbound.direct_writer for this socket, found on the first delivery
+    # On a server with no backlog probe (uvicorn: its ``send`` awaits the drain), queue frames in
+    # a bounded outbox written by a task of this socket, so one client that never reads cannot
+    # stall the hub's fan-out. False for a consumer whose ``send`` has its own bounded queue.
+    queue_sends = True
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -55,6 +62,10 @@ class SocketConsumer(AsyncConsumer):
         self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
         self.strikes = 0
         self._pending = backlog_probe(send)
+        self._queued = self._pending is None and self.queue_sends
+        self._outbox: deque = deque()  # (ASGI message, size) waiting for the writer task
+        self._outbox_bytes = 0
+        self._writer: asyncio.Task | None = None  # alive only while the outbox is not empty
         try:
             # A plain loop, not channels' await_many_dispatch: with one source it only adds
             # a task and a pending receive per socket (2.5 KiB each, docs/benchmarks.md).
@@ -70,6 +81,7 @@ class SocketConsumer(AsyncConsumer):
                 logger.info("Connection %s user=%s gone", self.connection_id, self.user_id,
                             extra=self.log_fields("disconnect", reason="gone"))
             await self.end_session()
+            self._stop_writer()
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
@@ -147,6 +159,13 @@ class SocketConsumer(AsyncConsumer):
         """Write one text frame unless the socket is closed or too far behind."""
         if self.closed:
             return False
+        if self._queued:
+            if self._outbox_bytes > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
+                metrics.DROPPED.labels("slow_consumer").inc()
+                await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
+                return False
+            self._post({"type": "websocket.send", "text": frame}, len(frame))
+            return True
         if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
@@ -170,11 +189,55 @@ class SocketConsumer(AsyncConsumer):
         metrics.DISCONNECTS.labels(reason or "normal").inc()
         logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code,
                     extra=self.log_fields("disconnect", reason=reason or "normal", code=int(code)))
-        try:
-            await self.base_send({"type": "websocket.close", "code": int(code)})
-        except Exception:
-            pass
+        if self._queued:
+            # The close frame too goes through the writer: after the frames queued before it,
+            # and never awaited here (uvicorn's close waits for the client's close handshake).
+            if reason == "slow_consumer":
+                self._stop_writer()
+                abort = transport_aborter(self.base_send)
+                if abort is not None:
+                    asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, abort)
+            self._post({"type": "websocket.close", "code": int(code)}, 0)
+        else:
+            try:
+                await self.base_send({"type": "websocket.close", "code": int(code)})
+            except Exception:
+                pass
         await self.end_session()
+
+    # -- the outbox (servers whose send can block) -------------------------------------
+
+    def _post(self, message: dict, size: int) -> None:
+        self._outbox.append((message, size))
+        self._outbox_bytes += size
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
+
+    async def _write_outbox(self) -> None:
+        outbox = self._outbox
+        try:
+            while outbox:
+                message, size = outbox[0]
+                try:
+                    await self.base_send(message)
+                except Exception:
+                    self.closed = True  # the client went away: nothing more can be written
+                    outbox.clear()
+                    self._outbox_bytes = 0
+                    return
+                outbox.popleft()
+                self._outbox_bytes -= size
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
+
+    def _stop_writer(self) -> None:
+        """Drop what is queued and cancel the writer (slow consumer closed, or the socket ended)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+        self._outbox.clear()
+        self._outbox_bytes = 0
 
     # -- hub interface -------------------------------------------------------------
 

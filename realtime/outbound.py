@@ -99,3 +99,26 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
         return True
 
     return write
+
+
+# -- servers whose send can block (uvicorn) ------------------------------------------------
+#
+# uvicorn's ``send`` awaits until the transport is writable again, ``websocket.close``
+# included: a client that never reads never gets a close frame, and uvicorn's own
+# keep-alive timeout only calls ``transport.close()``, which waits for the buffer to
+# flush, so the connection would stay. A socket closed as a slow consumer is therefore
+# aborted (RST) once a short grace period has passed without the close completing.
+
+
+def transport_aborter(send: Callable) -> Callable[[], None] | None:
+    """For uvicorn (``send`` is a bound method of the connection's protocol): abort the connection; else None."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    if abort is None or not hasattr(transport, "is_closing"):
+        return None
+
+    def aborter() -> None:
+        if not transport.is_closing() or transport.get_write_buffer_size():
+            abort()
+
+    return aborter

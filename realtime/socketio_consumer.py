@@ -62,6 +62,7 @@ class SocketIOConsumer(SocketConsumer):
     """One Socket.IO client (one Engine.IO session) of the product: namespace ``/`` on a Session."""
 
     protocol_name = codec.NAME
+    queue_sends = False  # its send is the Engine.IO session's, which has its own bounded queue
     namespaces = frozenset({codec.DEFAULT_NAMESPACE})
 
     async def __call__(self, scope, receive, send):

@@ -79,15 +79,19 @@ class ServerProcess:
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), *self.args],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         try:
             wait_for_port(self.port, proc=self.proc)
         except Exception:
             self.stop()
-            raise RuntimeError("daphne did not start:\n" + self.output()) from None
+            raise RuntimeError(f"{self.server_name} did not start:\n" + self.output()) from None
         return self
+
+    server_name = "daphne"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "serve", "--port", str(self.port), *self.args]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -106,6 +110,16 @@ class ServerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class UvicornProcess(ServerProcess):
+    """The same ASGI application on uvicorn (the alternative server), same environment as ServerProcess."""
+
+    server_name = "uvicorn"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "oda_realtime.asgi:application", "--host", "127.0.0.1",
+                "--port", str(self.port), "--no-access-log", *self.args]
 
 
 class RedisProcess:

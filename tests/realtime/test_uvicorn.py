@@ -1,0 +1,103 @@
+"""The same ASGI application on uvicorn, the alternative server (docs/benchmarks.md).
+
+uvicorn's WebSocket ``send`` awaits the transport's drain, so without a bound of
+our own one client that never reads would stall the hub's fan-out for every other
+socket of the process. Each socket therefore has a bounded outbox on servers
+without a backlog probe (``SocketConsumer``): a reading client keeps receiving,
+the never-reading one is closed as a slow consumer (4008), memory stays bounded.
+"""
+import asyncio
+import json
+import time
+
+from channels.db import database_sync_to_async
+import pytest
+
+from realtime import apublish
+from tests.hardening.support import (
+    client_frame, command, connected, peer_gone, raw_websocket, receive_event, rss_mb, wait_for,
+)
+from tests.hardening.test_slow_consumer import PeakRss
+from tests.servers import UvicornProcess
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+ROOM = "inventory:all"
+PERM = "inventory.view_inventorylevel"
+EVENT_BYTES = 30_000
+BATCH = 50
+MAX_PUBLISHED_MB = 150  # what an unbounded outbox would hold if the client were never closed
+RSS_GROWTH_LIMIT_MB = 100
+
+
+async def test_connect_subscribe_and_receive_on_uvicorn(redis_layer, redis_url, layer_prefix, make_user, token):
+    user = await database_sync_to_async(make_user)(perms=[PERM])
+    with UvicornProcess(redis_url=redis_url, layer_prefix=layer_prefix) as server:
+        ws = await connected(server, token(user))
+        try:
+            assert ws.connected_frame["data"]["username"] == user.username
+            reply = await command(ws, "subscribe:inventory", {})
+            assert reply["data"]["rooms"] == [ROOM]
+            await apublish("inventory:updated", {"available": 7}, [ROOM])
+            frame = await receive_event(ws, "inventory:updated")
+            assert frame["data"] == {"available": 7}
+        finally:
+            await ws.close()
+
+
+async def test_a_client_that_never_reads_does_not_stall_the_others_on_uvicorn(
+    redis_layer, redis_url, layer_prefix, make_user, token
+):
+    good_user = await database_sync_to_async(make_user)(perms=[PERM])
+    slow_user = await database_sync_to_async(make_user)(perms=[PERM])
+    blob = "x" * EVENT_BYTES
+    with UvicornProcess(redis_url=redis_url, layer_prefix=layer_prefix) as server:
+        good = await connected(server, token(good_user), max_size=None)
+        assert (await command(good, "subscribe:inventory", {}))["data"]["rooms"] == [ROOM]
+        sock, _ = raw_websocket(server.port, f"/ws/?token={token(slow_user)}", rcvbuf=4096)
+        await wait_for(lambda: f"user={slow_user.pk}" in server.output())
+        sock.sendall(client_frame(json.dumps({"event": "subscribe:inventory", "data": {}, "ack": 1})))
+        await asyncio.sleep(0.3)  # the subscription is handled before events are published
+
+        received = []  # n of each test:bulk event the good client got, in order
+
+        async def read_good():
+            while True:
+                frame = json.loads(await good.recv())
+                if frame.get("event") == "test:bulk":
+                    received.append(frame["data"]["n"])
+
+        reader = asyncio.create_task(read_good())
+        baseline = rss_mb(server.proc.pid)
+        peak = PeakRss(server.proc.pid)
+        peak.start()
+        published = 0
+        worst_catch_up = 0.0
+        started = time.monotonic()
+        try:
+            while published * EVENT_BYTES < MAX_PUBLISHED_MB * 1e6:
+                for _ in range(BATCH):
+                    await apublish("test:bulk", {"n": published, "blob": blob}, [ROOM])
+                    published += 1
+                # The reading client gets the whole batch promptly, whatever the other one does.
+                t0 = time.monotonic()
+                assert await wait_for(lambda: len(received) == published, timeout=5), (
+                    f"the reading client got {len(received)} of {published} events: the fan-out stalled")
+                worst_catch_up = max(worst_catch_up, time.monotonic() - t0)
+                if "slow_consumer" in server.output():
+                    break
+            closed_after_mb = published * EVENT_BYTES / 1e6
+            assert await wait_for(lambda: "slow_consumer (4008)" in server.output(), timeout=5), server.output()[-3000:]
+            assert await wait_for(lambda: peer_gone(sock), timeout=8), "the slow socket was never disconnected"
+            assert received == list(range(published)), "events lost or out of order for the reading client"
+        finally:
+            peak.stop.set()
+            reader.cancel()
+            sock.close()
+            await good.close()
+        growth = peak.peak - baseline
+        print(f"uvicorn slow consumer: closed after {closed_after_mb:.1f} MB published in "
+              f"{time.monotonic() - started:.1f}s; reading client caught up within {worst_catch_up * 1000:.0f} ms "
+              f"per batch of {BATCH}; server RSS {baseline:.0f} MB -> peak {peak.peak:.0f} MB")
+        assert closed_after_mb < MAX_PUBLISHED_MB, "published the whole budget and the client was never closed"
+        assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew by {growth:.0f} MB"
