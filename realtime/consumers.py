@@ -25,7 +25,7 @@ from .events import CONNECTED, ERROR, Event
 from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
 from .hub import get_hub
 from .origins import origin_allowed
-from .outbound import backlog_probe, direct_writer, transport_aborter, ws_text_frame
+from .outbound import SLOW_CLOSE_GRACE, backlog_probe, direct_writer, transport_aborter, ws_text_frame
 from .protocol import native
 from .ratelimit import TokenBucket
 from .session import Reply, Session
@@ -36,7 +36,6 @@ AUTH_EXPIRING = "auth:expiring"
 UNSUBSCRIBED = "unsubscribed"
 UNSET = object()
 WIRE_SUFFIX = "/ws-frame"  # key of an event's ready-framed WebSocket frame in Event.frames
-SLOW_CLOSE_GRACE = 2.0  # seconds a slow consumer's close may take before its connection is aborted (uvicorn)
 
 
 class SocketConsumer(AsyncConsumer):

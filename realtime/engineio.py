@@ -194,8 +194,8 @@ class EngineSocket:
         if self._poll is not None and not self._poll.done():
             # A waiting GET ends cleanly: noop if the client closed, else the close packet.
             self._poll.set_result(codec.encode_packet(codec.NOOP if by_client else codec.CLOSE))
-        if self.ws is not None and self.queue and not by_client:
-            await self._write_queue()  # what the application sent before closing
+        if self.ws is not None and self.queue and not by_client and self.close_code != CloseCode.SLOW_CONSUMER:
+            await self._write_queue()  # what the application sent before closing (a slow consumer would not read it)
         for ws in (self.ws, self.probe):
             if ws is not None:
                 await ws.close(self.close_code)

@@ -109,13 +109,23 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
 # flush, so the connection would stay. A socket closed as a slow consumer is therefore
 # aborted (RST) once a short grace period has passed without the close completing.
 
+SLOW_CLOSE_GRACE = 2.0  # seconds
+
+
+def asyncio_transport(send: Callable):
+    """uvicorn: ``send`` is a bound method of the connection's protocol; its asyncio transport, else None."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if not all(hasattr(transport, name) for name in ("abort", "is_closing", "get_write_buffer_size")):
+        return None
+    return transport
+
 
 def transport_aborter(send: Callable) -> Callable[[], None] | None:
-    """For uvicorn (``send`` is a bound method of the connection's protocol): abort the connection; else None."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    abort = getattr(transport, "abort", None)
-    if abort is None or not hasattr(transport, "is_closing"):
+    """For uvicorn: a function aborting the connection unless it closed already; else None."""
+    transport = asyncio_transport(send)
+    if transport is None:
         return None
+    abort = transport.abort
 
     def aborter() -> None:
         if not transport.is_closing() or transport.get_write_buffer_size():

@@ -11,6 +11,7 @@ than 4 get HTTP 400 with the reference server's JSON body (``{"code": 3, "messag
 (WebSocket). A session id that is unknown here (expired, or owned by another process
 without sticky sessions) gets 400 ``Session ID unknown``: clients then reconnect.
 """
+import asyncio
 import logging
 
 from channels.consumer import AsyncConsumer, get_handler_name
@@ -21,7 +22,7 @@ from channels.utils import await_many_dispatch
 from .engineio import EngineServer, EngineSocket, PollError
 from .exceptions import CloseCode, ProtocolError
 from .origins import origin_allowed
-from .outbound import backlog_probe, direct_writer
+from .outbound import SLOW_CLOSE_GRACE, asyncio_transport, backlog_probe, direct_writer, transport_aborter
 from .protocol import socketio as codec
 
 logger = logging.getLogger("realtime.transports")
@@ -73,6 +74,12 @@ class WebSocketTransport(_Transport):
         self.closed = False
         self._pending = backlog_probe(self.base_send)
         self._direct = direct_writer(self.base_send)  # daphne only
+        # uvicorn: its send awaits writability, so the Engine.IO session must queue (and bound)
+        # whatever would wait: pending() is the transport's buffer, and close() never awaits.
+        self._asyncio_transport = asyncio_transport(self.base_send) if self._pending is None else None
+        if self._asyncio_transport is not None:
+            self._pending = self._asyncio_transport.get_write_buffer_size
+        self._closing: asyncio.Task | None = None
 
     async def teardown(self) -> None:
         # Also when daphne cancels us because the client vanished without a close frame.
@@ -159,6 +166,16 @@ class WebSocketTransport(_Transport):
         if self.closed:
             return
         self.closed = True
+        if self._asyncio_transport is not None:
+            # uvicorn's close waits until the transport is writable (never, for a client that
+            # does not read): sent by a task, and a slow consumer's connection aborted soon after.
+            self._closing = asyncio.get_running_loop().create_task(self._send_close(code))
+            if code == CloseCode.SLOW_CONSUMER:
+                asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, transport_aborter(self.base_send))
+            return
+        await self._send_close(code)
+
+    async def _send_close(self, code: int) -> None:
         try:
             await self.base_send({"type": "websocket.close", "code": int(code)})
         except Exception:

@@ -2,9 +2,11 @@
 
 uvicorn's WebSocket ``send`` awaits the transport's drain, so without a bound of
 our own one client that never reads would stall the hub's fan-out for every other
-socket of the process. Each socket therefore has a bounded outbox on servers
-without a backlog probe (``SocketConsumer``): a reading client keeps receiving,
-the never-reading one is closed as a slow consumer (4008), memory stays bounded.
+socket of the process. On such servers each ``/ws/`` socket has a bounded outbox
+(``SocketConsumer``) and the Engine.IO session of ``/socket.io/`` queues behind the
+transport's buffer (``transports.py``): for both protocols a reading client keeps
+receiving every event, the never-reading one is closed as a slow consumer and its
+connection ends, server memory stays bounded.
 """
 import asyncio
 import json
@@ -12,6 +14,7 @@ import time
 
 from channels.db import database_sync_to_async
 import pytest
+import websockets
 
 from realtime import apublish
 from tests.hardening.support import (
@@ -45,27 +48,58 @@ async def test_connect_subscribe_and_receive_on_uvicorn(redis_layer, redis_url, 
             await ws.close()
 
 
+async def good_client(protocol, server, raw_token):
+    """A reading client subscribed to ``inventory:all``: (websocket, frame -> n of a test:bulk event or None)."""
+    if protocol == "native":
+        ws = await connected(server, raw_token, max_size=None)
+        assert (await command(ws, "subscribe:inventory", {}))["data"]["rooms"] == [ROOM]
+
+        def bulk_n(message):
+            frame = json.loads(message)
+            return frame["data"]["n"] if frame.get("event") == "test:bulk" else None
+        return ws, bulk_n
+    ws = await websockets.connect(f"{server.ws_url}/socket.io/?EIO=4&transport=websocket", proxy=None,
+                                  max_size=None, ping_interval=None, open_timeout=5)
+    assert (await ws.recv()).startswith("0{")
+    await ws.send("40" + json.dumps({"token": raw_token}))
+    assert (await ws.recv()).startswith("40{")
+    assert (await ws.recv()).startswith('42["connected"')
+    await ws.send('42["subscribe:inventory",{}]')
+    assert (await ws.recv()).startswith('42["subscribed"')
+
+    def bulk_n(message):
+        return json.loads(message[2:])[1]["data"]["n"] if message.startswith('42["test:bulk"') else None
+    return ws, bulk_n
+
+
+SLOW_PATH = {"native": "/ws/?token={}", "socketio": "/socket.io/?EIO=4&transport=websocket"}
+CLOSED_LOG = {"native": "slow_consumer (4008)", "socketio": "Engine.IO session closed (slow consumer"}
+
+
+@pytest.mark.parametrize("protocol", ["native", "socketio"])
 async def test_a_client_that_never_reads_does_not_stall_the_others_on_uvicorn(
-    redis_layer, redis_url, layer_prefix, make_user, token
+    protocol, redis_layer, redis_url, layer_prefix, make_user, token
 ):
     good_user = await database_sync_to_async(make_user)(perms=[PERM])
     slow_user = await database_sync_to_async(make_user)(perms=[PERM])
     blob = "x" * EVENT_BYTES
     with UvicornProcess(redis_url=redis_url, layer_prefix=layer_prefix) as server:
-        good = await connected(server, token(good_user), max_size=None)
-        assert (await command(good, "subscribe:inventory", {}))["data"]["rooms"] == [ROOM]
-        sock, _ = raw_websocket(server.port, f"/ws/?token={token(slow_user)}", rcvbuf=4096)
+        good, bulk_n = await good_client(protocol, server, token(good_user))
+        sock, _ = raw_websocket(server.port, SLOW_PATH[protocol].format(token(slow_user)), rcvbuf=4096)
+        if protocol == "socketio":
+            sock.sendall(client_frame("40" + json.dumps({"token": token(slow_user)})))
         await wait_for(lambda: f"user={slow_user.pk}" in server.output())
-        sock.sendall(client_frame(json.dumps({"event": "subscribe:inventory", "data": {}, "ack": 1})))
+        sock.sendall(client_frame('42["subscribe:inventory",{}]' if protocol == "socketio" else
+                                  json.dumps({"event": "subscribe:inventory", "data": {}, "ack": 1})))
         await asyncio.sleep(0.3)  # the subscription is handled before events are published
 
         received = []  # n of each test:bulk event the good client got, in order
 
         async def read_good():
             while True:
-                frame = json.loads(await good.recv())
-                if frame.get("event") == "test:bulk":
-                    received.append(frame["data"]["n"])
+                n = bulk_n(await good.recv())
+                if n is not None:
+                    received.append(n)
 
         reader = asyncio.create_task(read_good())
         baseline = rss_mb(server.proc.pid)
@@ -84,10 +118,10 @@ async def test_a_client_that_never_reads_does_not_stall_the_others_on_uvicorn(
                 assert await wait_for(lambda: len(received) == published, timeout=5), (
                     f"the reading client got {len(received)} of {published} events: the fan-out stalled")
                 worst_catch_up = max(worst_catch_up, time.monotonic() - t0)
-                if "slow_consumer" in server.output():
+                if CLOSED_LOG[protocol] in server.output():
                     break
             closed_after_mb = published * EVENT_BYTES / 1e6
-            assert await wait_for(lambda: "slow_consumer (4008)" in server.output(), timeout=5), server.output()[-3000:]
+            assert await wait_for(lambda: CLOSED_LOG[protocol] in server.output(), timeout=5), server.output()[-3000:]
             assert await wait_for(lambda: peer_gone(sock), timeout=8), "the slow socket was never disconnected"
             assert received == list(range(published)), "events lost or out of order for the reading client"
         finally:
@@ -96,7 +130,7 @@ async def test_a_client_that_never_reads_does_not_stall_the_others_on_uvicorn(
             sock.close()
             await good.close()
         growth = peak.peak - baseline
-        print(f"uvicorn slow consumer: closed after {closed_after_mb:.1f} MB published in "
+        print(f"uvicorn slow consumer ({protocol}): closed after {closed_after_mb:.1f} MB published in "
               f"{time.monotonic() - started:.1f}s; reading client caught up within {worst_catch_up * 1000:.0f} ms "
               f"per batch of {BATCH}; server RSS {baseline:.0f} MB -> peak {peak.peak:.0f} MB")
         assert closed_after_mb < MAX_PUBLISHED_MB, "published the whole budget and the client was never closed"
