@@ -25,7 +25,7 @@ from .events import CONNECTED, ERROR, Event
 from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
 from .hub import get_hub
 from .origins import origin_allowed
-from .outbound import SLOW_CLOSE_GRACE, backlog_probe, direct_writer, transport_aborter, ws_text_frame
+from .outbound import SLOW_CLOSE_GRACE, asyncio_transport, backlog_probe, direct_writer, transport_aborter, ws_text_frame
 from .protocol import native
 from .ratelimit import TokenBucket
 from .session import Reply, Session
@@ -65,6 +65,9 @@ class SocketConsumer(AsyncConsumer):
         self._outbox: deque = deque()  # (ASGI message, size) waiting for the writer task
         self._outbox_bytes = 0
         self._writer: asyncio.Task | None = None  # alive only while the outbox is not empty
+        # uvicorn: while its transport's buffer is at most the low-water mark, send writes at once.
+        self._transport = asyncio_transport(send) if self._queued else None
+        self._low_water = self._transport.get_write_buffer_limits()[0] if self._transport is not None else -1
         try:
             # A plain loop, not channels' await_many_dispatch: with one source it only adds
             # a task and a pending receive per socket (2.5 KiB each, docs/benchmarks.md).
@@ -163,7 +166,16 @@ class SocketConsumer(AsyncConsumer):
                 metrics.DROPPED.labels("slow_consumer").inc()
                 await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
                 return False
-            self._post({"type": "websocket.send", "text": frame}, len(frame))
+            message = {"type": "websocket.send", "text": frame}
+            if self._writer is None and self._transport is not None \
+                    and self._transport.get_write_buffer_size() <= self._low_water:
+                try:
+                    await self.base_send(message)  # writable: no wait (and nothing queued before it)
+                except Exception:
+                    self.closed = True
+                    return False
+                return True
+            self._post(message, len(frame))
             return True
         if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
