@@ -161,33 +161,35 @@ class SocketConsumer(AsyncConsumer):
         """Write one text frame unless the socket is closed or too far behind."""
         if self.closed:
             return False
-        if self._queued:
-            if self._outbox_bytes > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
-                metrics.DROPPED.labels("slow_consumer").inc()
-                await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
-                return False
-            message = {"type": "websocket.send", "text": frame}
-            if self._writer is None and self._transport is not None \
-                    and self._transport.get_write_buffer_size() <= self._low_water:
-                try:
-                    await self.base_send(message)  # writable: no wait (and nothing queued before it)
-                except Exception:
-                    self.closed = True
-                    return False
-                return True
-            self._post(message, len(frame))
-            return True
-        if self._pending is not None and self._pending() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
+        if self._backlog() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return False
+        message = {"type": "websocket.send", "text": frame}
+        if self._queued and not self._writable_now():
+            self._post(message, len(frame))
+            return True
         try:
-            await self.base_send({"type": "websocket.send", "text": frame})
+            await self.base_send(message)
         except Exception:
             # daphne raises Disconnected into send() when the client went away.
             self.closed = True
             return False
         return True
+
+    def _backlog(self) -> int:
+        """Bytes waiting for this socket: our outbox where send can block, else daphne's buffer."""
+        if self._queued:
+            return self._outbox_bytes
+        return self._pending() if self._pending is not None else 0
+
+    def _writable_now(self) -> bool:
+        """Outbox mode: nothing queued and the transport under its low-water mark, so send won't wait."""
+        return (
+            self._writer is None
+            and self._transport is not None
+            and self._transport.get_write_buffer_size() <= self._low_water
+        )
 
     async def send_event(self, name: str, data: object) -> bool:
         """Send one event to this socket only, in its protocol's encoding."""
