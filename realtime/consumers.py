@@ -6,7 +6,7 @@ expiry, idle), delivery of hub events with a bounded outbound backlog, and
 closing with a documented code. A socket is not a channel-layer member (the
 process's hub is, see ``hub.py``), and its dispatch skips channels' per-message
 ``close_old_connections`` thread hop (TRAPS.md): handlers that touch the ORM
-run in ``database_sync_to_async``, which closes old connections itself.
+run in ``database_sync_to_async`` (``db.run_sync_db``), which closes old connections itself.
 """
 import asyncio
 from collections import deque
@@ -62,7 +62,7 @@ class SocketConsumer(AsyncConsumer):
         self.strikes = 0
         self._pending = backlog_probe(send)
         self._queued = self._pending is None and self.queue_sends
-        self._outbox: deque = deque()  # (ASGI message, size) waiting for the writer task
+        self._outbox: deque | None = None  # (ASGI message, size) waiting for the writer task; made when needed
         self._outbox_bytes = 0
         self._writer: asyncio.Task | None = None  # alive only while the outbox is not empty
         # uvicorn: while its transport's buffer is at most the low-water mark, send writes at once.
@@ -221,6 +221,8 @@ class SocketConsumer(AsyncConsumer):
     # -- the outbox (servers whose send can block) -------------------------------------
 
     def _post(self, message: dict, size: int) -> None:
+        if self._outbox is None:
+            self._outbox = deque()
         self._outbox.append((message, size))
         self._outbox_bytes += size
         if self._writer is None:
@@ -249,7 +251,7 @@ class SocketConsumer(AsyncConsumer):
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.cancel()
-        self._outbox.clear()
+        self._outbox = None
         self._outbox_bytes = 0
 
     # -- hub interface -------------------------------------------------------------

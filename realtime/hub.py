@@ -20,6 +20,7 @@ its once-a-second sweeper also re-adds them periodically against group expiry (T
 """
 import asyncio
 from collections import OrderedDict
+import contextlib
 import logging
 import time
 from typing import Protocol
@@ -59,7 +60,7 @@ class Hub:
         self.layer = layer
         self.channel: str | None = None
         self.rooms: dict[str, set[Connection]] = {}
-        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._room_locks: dict[str, list] = {}  # room -> [lock, users]: only while a join/leave runs
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
@@ -128,8 +129,7 @@ class Hub:
 
     async def join(self, conn: Connection, room: str) -> None:
         """Add ``conn`` to ``room``; the process joins the room's group on its first member."""
-        lock = self._room_locks.setdefault(room, asyncio.Lock())
-        async with lock:
+        async with self._room_lock(room):
             members = self.rooms.get(room)
             if members is None:
                 try:
@@ -144,21 +144,35 @@ class Hub:
 
     async def leave(self, conn: Connection, room: str) -> None:
         """Remove ``conn`` from ``room``; the process leaves the group with its last member."""
-        lock = self._room_locks.setdefault(room, asyncio.Lock())
-        async with lock:
+        async with self._room_lock(room):
             members = self.rooms.get(room)
             if members is None or conn not in members:
                 return
             members.discard(conn)
             if not members:
                 del self.rooms[room]
-                self._room_locks.pop(room, None)
                 try:
                     await self.layer.group_discard(group_for(room), self.channel)
                 except Exception:
                     # The layer is down: the membership is gone with it, or is
                     # dropped when the group expires. The local state is right.
                     logger.warning("Could not leave group for room kind %s", room.split(":")[0])
+
+    @contextlib.asynccontextmanager
+    async def _room_lock(self, room: str):
+        """Serialise joins and leaves of one room (its group_add / group_discard). The lock
+        exists only while one runs or waits, so no lock is kept per room at rest."""
+        entry = self._room_locks.get(room)
+        if entry is None:
+            entry = self._room_locks[room] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1] and self._room_locks.get(room) is entry:
+                del self._room_locks[room]
 
     async def leave_all(self, conn: Connection, rooms) -> None:
         for room in list(rooms):

@@ -20,15 +20,25 @@ def backlog_probe(send: Callable) -> Callable[[], int] | None:
     transport = getattr(send.args[0], "transport", None)
     if transport is None or not hasattr(transport, "dataBuffer"):
         return None
+    return _Pending(transport)
 
-    def pending() -> int:
+
+class _Pending:
+    """Bytes waiting in a Twisted transport's buffer. An object with slots, not a closure:
+    one is kept by every socket (a closure and its cell cost ~250 bytes, this ~50)."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+
+    def __call__(self) -> int:
+        transport = self.transport
         return (
             len(transport.dataBuffer)
             - getattr(transport, "offset", 0)
             + getattr(transport, "_tempDataLen", 0)
         )
-
-    return pending
 
 
 # -- the fan-out fast path on daphne -------------------------------------------------------
@@ -72,11 +82,23 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
     sock = getattr(transport, "socket", None)
     if sock is None or not hasattr(transport, "dataBuffer") or not hasattr(transport, "_tempDataLen"):
         return None
-    OPEN = WebSocketProtocol.STATE_OPEN
+    return _DirectWrite(protocol, transport, sock)
 
-    def write(frame: bytes) -> bool:
+
+class _DirectWrite:
+    """``write(frame) -> bool`` of ``direct_writer`` (slots, not a closure: one per socket)."""
+
+    __slots__ = ("protocol", "transport", "sock")
+
+    def __init__(self, protocol, transport, sock) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.sock = sock
+
+    def __call__(self, frame: bytes) -> bool:
+        protocol, transport = self.protocol, self.transport
         if (
-            protocol.state != OPEN
+            protocol.state != protocol.STATE_OPEN
             or protocol.send_queue
             or protocol._perMessageCompress is not None
             or 0 < protocol.maxMessagePayloadSize < len(frame)
@@ -87,7 +109,7 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
             return False
         if not transport._tempDataLen and len(transport.dataBuffer) == transport.offset:
             try:
-                sent = sock.send(frame)
+                sent = self.sock.send(frame)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -97,8 +119,6 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
             frame = frame[sent:]
         transport.write(frame)
         return True
-
-    return write
 
 
 # -- servers whose send can block (uvicorn) ------------------------------------------------

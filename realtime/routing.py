@@ -2,8 +2,17 @@
 
 ``/socket.io/`` is Socket.IO (docs/socketio.md): its WebSocket and its long-polling
 requests both reach the Engine.IO sessions of ``socketio_engine`` (this process's).
+
+The routers here dispatch with a plain call that returns the consumer's coroutine:
+channels' ``ProtocolTypeRouter``, ``URLRouter`` and ``as_asgi`` wrapper each keep a
+suspended coroutine frame, and ``URLRouter`` a copy of the scope, for the whole life
+of every socket (about 1.5 KiB per idle socket, docs/benchmarks.md). Only the JWT
+middleware's frame stays, and the server's scope (the middleware fills it in place).
+Paths other than ours, and ``extra_websocket_urlpatterns``, still go through a
+``URLRouter`` (which copies the scope for them, as before).
 """
-from channels.routing import ProtocolTypeRouter, URLRouter
+from asgiref.sync import markcoroutinefunction
+from channels.routing import URLRouter
 from django.urls import path, re_path
 
 from .auth import JWTAuthMiddleware
@@ -31,15 +40,53 @@ http_urlpatterns = [
 ]
 
 
+class ProtocolRouter:
+    """``ProtocolTypeRouter`` without a frame of its own: by ``scope["type"]`` to an application."""
+
+    def __init__(self, mapping: dict) -> None:
+        self.mapping = mapping
+
+    @markcoroutinefunction  # an ASGI 3 application to daphne, uvicorn and asgiref: it returns a coroutine
+    def __call__(self, scope, receive, send):
+        application = self.mapping.get(scope["type"])
+        if application is None:
+            raise ValueError(f"No application configured for scope type {scope['type']!r}")
+        return application(scope, receive, send)
+
+
+class ConsumerPaths:
+    """Sockets by exact path to a consumer (an ``as_asgi()`` application), made directly;
+    every other path to ``fallback``. The path is taken after ``root_path``, as ``URLRouter`` does."""
+
+    def __init__(self, routes: dict, fallback) -> None:
+        self.routes = {
+            "/" + route.lstrip("/"): (app.consumer_class, app.consumer_initkwargs) for route, app in routes.items()
+        }
+        self.fallback = fallback
+
+    @markcoroutinefunction
+    def __call__(self, scope, receive, send):
+        path_, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path_.startswith(root):
+            path_ = path_[len(root):]
+        route = self.routes.get(path_)
+        if route is None:
+            return self.fallback(scope, receive, send)
+        consumer_class, initkwargs = route
+        return consumer_class(**initkwargs)(scope, receive, send)
+
+
 def application_for(http_app, extra_websocket_urlpatterns=()):
-    """The project's ASGI application around ``http_app`` (Django's)."""
-    return ProtocolTypeRouter(
+    """The project's ASGI application around ``http_app`` (Django's).
+
+    ``extra_websocket_urlpatterns`` (your own consumers) are matched before ours' fallback;
+    ``/ws/`` and ``/socket.io/`` are always ours.
+    """
+    fallback = URLRouter([*extra_websocket_urlpatterns, *websocket_urlpatterns, re_path(r"", not_found)])
+    ours = {str(route.pattern): route.callback for route in websocket_urlpatterns}
+    return ProtocolRouter(
         {
             "http": URLRouter([*http_urlpatterns, re_path(r"", http_app)]),
-            "websocket": JWTAuthMiddleware(
-                URLRouter(
-                    [*extra_websocket_urlpatterns, *websocket_urlpatterns, re_path(r"", not_found)]
-                )
-            ),
+            "websocket": JWTAuthMiddleware(ConsumerPaths(ours, fallback)),
         }
     )

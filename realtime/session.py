@@ -12,13 +12,13 @@ import re
 import time
 import uuid
 
-from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from . import metrics
 from .auth import authenticate
 from .commands import Caller, registry
 from .conf import rt_settings
+from .db import run_sync_db
 from .events import SUBSCRIBED, UNSUBSCRIBED, ERROR
 from .exceptions import CommandError, InvalidInput, PermissionDenied, UnknownCommand
 from .hub import Hub
@@ -62,15 +62,19 @@ class Session:
         self.protocol = protocol
         self.connection_id = connection_id or uuid.uuid4().hex
         self.rooms: set[str] = set()
-        self.caller = Caller(user, self.connection_id, protocol)
         self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
         self.expiry_warned = False
+
+    @property
+    def caller(self) -> Caller:
+        """Who runs a command, for its handler (made per command: nothing more kept per socket)."""
+        return Caller(self.user, self.connection_id, self.protocol)
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> dict:
         """Join the user's own room and return the ``connected`` payload."""
-        permissions = await database_sync_to_async(relevant_permissions)(self.user)
+        permissions = await run_sync_db(uncached(relevant_permissions), self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
         self._joined(own)
@@ -148,11 +152,11 @@ class Session:
     async def _run(self, handler, data):
         if inspect.iscoroutinefunction(handler):
             return await handler(self.caller, data)
-        return await database_sync_to_async(handler)(self.caller, data)
+        return await run_sync_db(handler, self.caller, data)
 
     async def subscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
-        allowed, refused = await database_sync_to_async(check_rooms)(self.user, rooms)
+        allowed, refused = await run_sync_db(uncached(check_rooms), self.user, rooms)
         joined = []
         for room in allowed:
             if room in self.rooms:
@@ -187,26 +191,45 @@ class Session:
         if result.user.pk != self.user.pk:
             raise PermissionDenied("The token is for another user", code="token_user_mismatch")
         self.user = result.user
-        self.caller = Caller(result.user, self.connection_id, self.protocol)
         self.expires_at = result.expires_at
         self.expiry_warned = False
         return {"expiresAt": self.expires_at}
 
     async def recheck(self) -> list[str]:
         """Reload the user and leave the rooms they may no longer join; returns the rooms left."""
-        user = await database_sync_to_async(_reload_user)(self.user)
+        user = await run_sync_db(_reload_user, self.user)
         if user is None:
             return []
         self.user = user
-        self.caller = Caller(user, self.connection_id, self.protocol)
         own = user_room(user.pk)
         others = [room for room in self.rooms if room != own]
-        _, refused = await database_sync_to_async(check_rooms)(user, others)
+        _, refused = await run_sync_db(uncached(check_rooms), user, others)
         dropped = [r["room"] for r in refused]
         for room in dropped:
             await self.hub.leave(self.connection, room)
             self._left(room)
         return dropped
+
+
+PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
+
+
+def uncached(check):
+    """``check(user, ...)`` that leaves no permission cache on the user it was given.
+
+    Django's ``ModelBackend`` caches a user's permissions on the instance; the session
+    keeps its user for the socket's life, so the caches would stay with every idle socket
+    (~0.5 KiB) and hide a permission revoked since. Each check reads them afresh.
+    """
+
+    def run(user, *args):
+        try:
+            return check(user, *args)
+        finally:
+            for name in PERMISSION_CACHES:
+                user.__dict__.pop(name, None)
+
+    return run
 
 
 def _reload_user(user):

@@ -17,7 +17,6 @@ import logging
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
-from channels.utils import await_many_dispatch
 
 from .engineio import EngineServer, EngineSocket, PollError
 from .exceptions import CloseCode, ProtocolError
@@ -44,7 +43,9 @@ class _Transport(AsyncConsumer):
         self._receive = receive
         await self.setup()
         try:
-            await await_many_dispatch([receive], self.dispatch)
+            # A plain loop: channels' await_many_dispatch would add a task per socket.
+            while True:
+                await self.dispatch(await receive())
         except StopConsumer:
             pass
         finally:

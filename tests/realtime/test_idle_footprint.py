@@ -1,0 +1,146 @@
+"""What an idle socket keeps (issue #7: memory per idle connection), checked by what users see.
+
+The memory figures themselves come from ``make bench`` / ``bench/memory.py``; these tests
+hold the behaviour of the changes that made them smaller.
+"""
+import asyncio
+import contextvars
+import json
+
+from asgiref.local import Local
+from asgiref.testing import ApplicationCommunicator
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import Permission
+from django.urls import path
+import pytest
+
+from realtime.db import run_sync_db
+from realtime.hub import Hub
+from realtime.routing import application_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_permission_revoked_while_connected_is_refused_at_the_next_subscribe(make_user, token, connect):
+    # The session keeps its user for the socket's life; Django's permission caches on it must not
+    # outlive a check, or a revoked permission would still open the room (and hold memory).
+    user = await database_sync_to_async(make_user)("rhea", perms=["inventory.view_inventorylevel"])
+    sock = await connect(token(user))
+    assert sock.connected_payload["data"]["permissions"] == ["inventory.view_inventorylevel"]
+
+    await database_sync_to_async(user.user_permissions.remove)(
+        await database_sync_to_async(Permission.objects.get)(codename="view_inventorylevel")
+    )
+    reply = await sock.command("subscribe:inventory")
+    assert reply["data"]["rooms"] == []
+    assert reply["data"]["refused"] == [{"room": "inventory:all", "reason": "forbidden"}]
+
+
+async def test_orm_calls_leave_the_callers_context_as_it_was(db):
+    local = Local()
+
+    def touch():
+        local.value = "set in the thread"
+        return 7
+
+    before = dict(contextvars.copy_context())
+    assert await run_sync_db(touch) == 7
+    assert dict(contextvars.copy_context()) == before
+    assert not hasattr(local, "value")
+
+
+async def test_cancelling_the_caller_cancels_the_orm_call(db):
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow():
+        loop.call_soon_threadsafe(started.set)
+        import time
+
+        time.sleep(0.3)
+
+    task = asyncio.ensure_future(run_sync_db(slow))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+class Echo(AsyncWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+        await self.send(json.dumps({"user": str(self.scope["user"]), "route": self.scope["url_route"]["kwargs"]}))
+
+
+async def not_http(scope, receive, send):
+    raise AssertionError("not an HTTP test")
+
+
+def websocket_scope(path_, root_path="", query=b""):
+    return {"type": "websocket", "path": path_, "root_path": root_path, "query_string": query,
+            "headers": [], "subprotocols": []}
+
+
+async def test_extra_websocket_routes_get_the_authenticated_scope_and_their_url_kwargs(make_user, token):
+    user = await database_sync_to_async(make_user)("echo")
+    app = application_for(not_http, [path("custom/<int:n>/", Echo.as_asgi())])
+    comm = ApplicationCommunicator(app, websocket_scope("/custom/5/", query=f"token={token(user)}".encode()))
+    await comm.send_input({"type": "websocket.connect"})
+    assert (await comm.receive_output(5))["type"] == "websocket.accept"
+    sent = await comm.receive_output(5)
+    assert json.loads(sent["text"]) == {"user": "echo", "route": {"n": 5}}
+    await comm.send_input({"type": "websocket.disconnect", "code": 1000})
+    await comm.wait(2)
+
+
+async def test_sockets_behind_a_root_path_reach_their_consumer(make_user, token):
+    user = await database_sync_to_async(make_user)("rooted")
+    from oda_realtime.asgi import application
+
+    scope = websocket_scope("/realtime/ws/", root_path="/realtime", query=f"token={token(user)}".encode())
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "websocket.connect"})
+    assert (await comm.receive_output(5))["type"] == "websocket.accept"
+    connected = json.loads((await comm.receive_output(5))["text"])
+    assert connected["event"] == "connected" and connected["data"]["username"] == "rooted"
+    await comm.send_input({"type": "websocket.disconnect", "code": 1000})
+    await comm.wait(2)
+
+
+async def test_an_unknown_scope_type_is_an_error_not_a_hang():
+    from oda_realtime.asgi import application
+
+    with pytest.raises(ValueError, match="lifespan"):
+        await application({"type": "lifespan"}, None, None)
+
+
+class Member:
+    protocol_name = "native"
+
+    def __init__(self, name):
+        self.connection_id = name
+
+
+async def test_concurrent_joins_of_a_room_add_the_group_once_and_keep_no_lock(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    calls = []
+    original = layer.group_add
+
+    async def counting_group_add(group, channel):
+        calls.append(group)
+        await asyncio.sleep(0.05)  # while the first join waits on the layer, the others queue
+        await original(group, channel)
+
+    layer.group_add = counting_group_add
+    hub = Hub(layer)
+    hub.channel = await layer.new_channel()
+    members = [Member(f"c{i}") for i in range(5)]
+    await asyncio.gather(*(hub.join(m, "inventory:all") for m in members))
+    assert calls == ["rt.inventory.all"]
+    assert hub.members("inventory:all") == set(members)
+    await asyncio.gather(*(hub.leave(m, "inventory:all") for m in members))
+    assert hub.members("inventory:all") == set()
+    assert hub._room_locks == {}
