@@ -7,7 +7,8 @@ decodes and re-encodes each event; that costs ten times python-socketio (issue
 - ``join(conn, room)`` adds the socket to the room locally and, for the room's
   first local member only, adds the hub's channel to the room's group
   (reference-counted: the last ``leave`` discards it). Redis work per event
-  scales with processes, not connections.
+  scales with processes, not connections. ``user:<id>`` rooms share a few
+  groups (``rooms.group_for``), counted by local rooms.
 - Every event arrives once per group the hub is in; the hub delivers it to the
   union of local members of the event's rooms, once per socket (duplicates from
   an event sent to several rooms are dropped by id).
@@ -59,8 +60,9 @@ class Hub:
     def __init__(self, layer) -> None:
         self.layer = layer
         self.channel: str | None = None
-        self.rooms: dict[str, set[Connection]] = {}
-        self._room_locks: dict[str, list] = {}  # room -> [lock, users]: only while a join/leave runs
+        self.rooms: dict[str, set[Connection]] = {}  # room -> its local members
+        self.groups: dict[str, int] = {}  # group the hub is in -> its local rooms (rooms.group_for)
+        self._group_locks: dict[str, list] = {}  # group -> [lock, users]: only while a join/leave runs
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
@@ -128,51 +130,60 @@ class Hub:
         return self.rooms.get(room, set())
 
     async def join(self, conn: Connection, room: str) -> None:
-        """Add ``conn`` to ``room``; the process joins the room's group on its first member."""
-        async with self._room_lock(room):
+        """Add ``conn`` to ``room``; the process joins the room's group with its first local room."""
+        group = group_for(room)
+        async with self._group_lock(group):
             members = self.rooms.get(room)
             if members is None:
-                try:
-                    await self.layer.group_add(group_for(room), self.channel)
-                except Exception as e:
-                    # Redis is down: the socket is not in the room (it may retry); no traceback.
-                    metrics.ERRORS.labels("channel_layer").inc()
-                    logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
-                    raise Unavailable() from e
+                if group not in self.groups:
+                    try:
+                        await self.layer.group_add(group, self.channel)
+                    except Exception as e:
+                        # Redis is down: the socket is not in the room (it may retry); no traceback.
+                        metrics.ERRORS.labels("channel_layer").inc()
+                        logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
+                        raise Unavailable() from e
+                self.groups[group] = self.groups.get(group, 0) + 1
                 members = self.rooms[room] = set()
             members.add(conn)
 
     async def leave(self, conn: Connection, room: str) -> None:
-        """Remove ``conn`` from ``room``; the process leaves the group with its last member."""
-        async with self._room_lock(room):
+        """Remove ``conn`` from ``room``; the process leaves the group with its last local room."""
+        group = group_for(room)
+        async with self._group_lock(group):
             members = self.rooms.get(room)
             if members is None or conn not in members:
                 return
             members.discard(conn)
-            if not members:
-                del self.rooms[room]
-                try:
-                    await self.layer.group_discard(group_for(room), self.channel)
-                except Exception:
-                    # The layer is down: the membership is gone with it, or is
-                    # dropped when the group expires. The local state is right.
-                    logger.warning("Could not leave group for room kind %s", room.split(":")[0])
+            if members:
+                return
+            del self.rooms[room]
+            if self.groups[group] > 1:
+                self.groups[group] -= 1
+                return
+            del self.groups[group]
+            try:
+                await self.layer.group_discard(group, self.channel)
+            except Exception:
+                # The layer is down: the membership is gone with it, or is
+                # dropped when the group expires. The local state is right.
+                logger.warning("Could not leave group for room kind %s", room.split(":")[0])
 
     @contextlib.asynccontextmanager
-    async def _room_lock(self, room: str):
-        """Serialise joins and leaves of one room (its group_add / group_discard). The lock
-        exists only while one runs or waits, so no lock is kept per room at rest."""
-        entry = self._room_locks.get(room)
+    async def _group_lock(self, group: str):
+        """Serialise joins and leaves of one group's rooms (its group_add / group_discard). The
+        lock exists only while one runs or waits, so no lock is kept per group at rest."""
+        entry = self._group_locks.get(group)
         if entry is None:
-            entry = self._room_locks[room] = [asyncio.Lock(), 0]
+            entry = self._group_locks[group] = [asyncio.Lock(), 0]
         entry[1] += 1
         try:
             async with entry[0]:
                 yield
         finally:
             entry[1] -= 1
-            if not entry[1] and self._room_locks.get(room) is entry:
-                del self._room_locks[room]
+            if not entry[1] and self._group_locks.get(group) is entry:
+                del self._group_locks[group]
 
     async def leave_all(self, conn: Connection, rooms) -> None:
         for room in list(rooms):
@@ -210,12 +221,12 @@ class Hub:
     async def _rejoin_all(self) -> bool:
         """Re-add the hub to every group it should be in. True if the layer answered."""
         try:
-            for room in list(self.rooms):
-                await self.layer.group_add(group_for(room), self.channel)
+            for group in list(self.groups):
+                await self.layer.group_add(group, self.channel)
         except Exception:
             return False
         if not self.healthy:
-            logger.warning("Channel layer is back; re-joined %d groups", len(self.rooms))
+            logger.warning("Channel layer is back; re-joined %d groups", len(self.groups))
         self.healthy = True
         metrics.LAYER_UP.set(1)
         return True

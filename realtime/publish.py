@@ -41,18 +41,18 @@ def _build(event: str, data: object, rooms, type: str | None) -> Event:
 
 
 async def _send_to_rooms(message: dict, rooms, name: str) -> bool:
-    """Send a layer message to the groups of ``rooms``, bounded in time; never raises."""
+    """Send a layer message to the groups of ``rooms`` (once per group), bounded in time; never raises."""
     layer = get_channel_layer()
     try:
         async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
-            for room in rooms:
+            for group in dict.fromkeys(group_for(room) for room in rooms):
                 try:
-                    await layer.group_send(group_for(room), message)
+                    await layer.group_send(group, message)
                 except Exception:
                     # Once more, within the same time bound: after a Redis restart each pooled
                     # connection fails once ("Connection closed by server") though Redis is back.
                     # A duplicate is harmless: hubs drop events and control messages seen by id.
-                    await layer.group_send(group_for(room), message)
+                    await layer.group_send(group, message)
     except Exception as e:
         stats["failed"] += 1
         metrics.PUBLISH_FAILURES.labels(name).inc()

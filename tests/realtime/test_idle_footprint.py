@@ -143,4 +143,49 @@ async def test_concurrent_joins_of_a_room_add_the_group_once_and_keep_no_lock(se
     assert hub.members("inventory:all") == set(members)
     await asyncio.gather(*(hub.leave(m, "inventory:all") for m in members))
     assert hub.members("inventory:all") == set()
-    assert hub._room_locks == {}
+    assert hub._group_locks == {} and hub.groups == {}
+
+
+class Recorder(Member):
+    def __init__(self, name):
+        super().__init__(name)
+        self.events = []
+
+    async def deliver(self, event):
+        self.events.append(json.loads(event.json)["data"])
+        return True
+
+
+async def test_users_sharing_a_group_get_only_their_own_events_and_the_group_stays_while_one_is_here(settings):
+    from realtime.events import Event
+    from realtime.rooms import group_for
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    a_id = 1
+    b_id = next(i for i in range(2, 10_000) if group_for(f"user:{i}") == group_for(f"user:{a_id}"))
+    group = group_for(f"user:{a_id}")
+    hub = Hub(layer)
+    await hub.start()
+    try:
+        a, b = Recorder("a"), Recorder("b")
+        await hub.join(a, f"user:{a_id}")
+        await hub.join(b, f"user:{b_id}")
+        assert hub.groups == {group: 2}
+
+        await layer.group_send(group, Event.build("notification", {"to": "a"}, [f"user:{a_id}"]).to_layer())
+        await hub.leave(a, f"user:{a_id}")
+        assert hub.groups == {group: 1}  # b is still here: the process stays in the group
+        await layer.group_send(group, Event.build("notification", {"to": "b"}, [f"user:{b_id}"]).to_layer())
+        for _ in range(100):
+            if b.events:
+                break
+            await asyncio.sleep(0.01)
+        assert a.events == [{"to": "a"}]
+        assert b.events == [{"to": "b"}]
+
+        await hub.leave(b, f"user:{b_id}")
+        assert hub.groups == {}
+        assert group not in layer.groups or hub.channel not in layer.groups[group]
+    finally:
+        await hub.stop()

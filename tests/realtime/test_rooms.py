@@ -1,7 +1,7 @@
 import pytest
 
 from realtime.permissions import policy
-from realtime.rooms import group_for, normalize_id, room, room_for_group
+from realtime.rooms import USER_GROUP_SHARDS, group_for, normalize_id, room, room_for_group
 
 
 @pytest.mark.parametrize(
@@ -10,7 +10,6 @@ from realtime.rooms import group_for, normalize_id, room, room_for_group
         ("inventory:all", "rt.inventory.all"),
         ("inventory:location:42", "rt.inventory.location.42"),
         ("orders:customer:abc-1_2", "rt.orders.customer.abc-1_2"),
-        ("user:7", "rt.user.7"),
         ("broadcast", "rt.broadcast"),
     ],
 )
@@ -60,3 +59,15 @@ def test_room_builder_refuses_ids_that_would_change_the_room():
 )
 def test_policy_knows_exactly_the_registered_rooms(name, kind):
     assert policy.kind_of(name) == kind
+
+
+def test_user_rooms_share_a_bounded_set_of_groups_no_room_group_can_collide_with():
+    groups = {group_for(f"user:{i}") for i in range(10_000)}
+    assert len(groups) == USER_GROUP_SHARDS
+    assert all(g.startswith("rts.user.") for g in groups)
+    # The same user always lands in the same group (every process must agree): no per-process hash seed.
+    assert group_for("user:42") == "rts.user.%d" % (__import__("zlib").crc32(b"42") % USER_GROUP_SHARDS)
+    # Other rooms keep a group of their own, never one of the shards.
+    assert group_for("notifications:42") == "rt.notifications.42"
+    with pytest.raises(ValueError):
+        room_for_group(group_for("user:42"))
