@@ -326,6 +326,19 @@ class SocketConsumer(AsyncConsumer):
         raise NotImplementedError
 
 
+HANDSHAKE_ONLY = {"headers": (), "query_string": b""}
+
+
+def forget_handshake(scope: dict) -> None:
+    """Empty what only the handshake reads (origin check, token) from a socket's scope, in place.
+
+    The scope stays as long as the socket; its headers and query string hold the token,
+    cookies and the like (~1 KiB for a browser), which nothing needs once the socket is
+    authenticated, and which should not be in an error report of a later failure.
+    """
+    scope.update(HANDSHAKE_ONLY)
+
+
 class NativeConsumer(SocketConsumer):
     """``/ws/``: the native JSON protocol (docs/protocol.md)."""
 
@@ -346,6 +359,7 @@ class NativeConsumer(SocketConsumer):
             await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
             return
         auth = self.auth
+        forget_handshake(self.scope)
         await self.base_send({"type": "websocket.accept", "subprotocol": auth.subprotocol})
         if not auth.ok:
             await self.refuse(auth.error)

@@ -189,3 +189,22 @@ async def test_users_sharing_a_group_get_only_their_own_events_and_the_group_sta
         assert group not in layer.groups or hub.channel not in layer.groups[group]
     finally:
         await hub.stop()
+
+
+async def test_an_open_socket_keeps_no_token_or_headers_in_its_scope(make_user, token):
+    from oda_realtime.asgi import application
+
+    user = await database_sync_to_async(make_user)("scoped")
+    raw = token(user)
+    scope = {**websocket_scope("/ws/", query=f"token={raw}".encode()),
+             "headers": [(b"cookie", b"sessionid=secret"), (b"authorization", f"Bearer {raw}".encode())]}
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "websocket.connect"})
+    assert (await comm.receive_output(5))["type"] == "websocket.accept"
+    assert json.loads((await comm.receive_output(5))["text"])["event"] == "connected"
+    # The scope the consumer and the middleware keep for the socket's life is this one, updated in place.
+    assert scope["user"] == user and scope["realtime.auth"].ok
+    assert raw.encode() not in repr(scope).encode() and b"secret" not in repr(scope).encode()
+    assert scope["headers"] == () and scope["query_string"] == b""
+    await comm.send_input({"type": "websocket.disconnect", "code": 1000})
+    await comm.wait(2)
