@@ -22,7 +22,8 @@ Stacks: ``baseline`` (python-socketio AsyncServer + AsyncRedisManager on
 uvicorn), ``ours-daphne`` (``manage.py serve``), ``ours-daphne-x2`` (two such
 processes on the one Redis, clients split between them), ``ours-uvicorn``
 (``uvicorn oda_realtime.asgi:application``), ``bare-daphne`` / ``bare-uvicorn``
-(``bench/bare_asgi.py``: the server's own fan-out ceiling). Every wait is
+(``bench/bare_asgi.py``: the server's own fan-out ceiling), ``bare-daphne-tuned`` (the
+bare app through ``manage.py serve``, not run by default). Every wait is
 bounded; ``--quick`` runs small N for a smoke check.
 """
 import argparse
@@ -73,6 +74,10 @@ STACKS = {
     "baseline": Stack("baseline", [*UVICORN, "--port", "{port}", "bench.baseline_server:app"],
                       "socketio", "/socket.io/?EIO=4&transport=websocket", "baseline"),
     "bare-daphne": Stack("bare-daphne", [*DAPHNE, "-p", "{port}", "bench.bare_asgi:app"], "native", "/ws/", "bare"),
+    # the bare app through ``manage.py serve`` (realtime/serving.py's slimmed daphne): daphne's own share
+    "bare-daphne-tuned": Stack("bare-daphne-tuned", [PY, "manage.py", "serve", "--port", "{port}",
+                                                     "--application", "bench.bare_asgi:app"],
+                               "native", "/ws/", "bare"),
     "bare-uvicorn": Stack("bare-uvicorn", [*UVICORN, "--port", "{port}", "bench.bare_asgi:app"],
                           "native", "/ws/", "bare"),
 }

@@ -1,9 +1,12 @@
-"""``manage.py serve``: daphne with an access log that never contains a query string.
+"""``manage.py serve``: daphne with an access log that never contains a query string, and less memory per socket.
 
 daphne's HTTP access log lines include the query string (TRAPS.md), so a
 ``?token=`` on a Socket.IO polling request would be written to the log. This
 command runs daphne's own command line with an access logger that keeps the
-path only. Extra arguments go to daphne (``manage.py serve -- --proxy-headers``).
+path only, and with ``realtime.serving.SlimServer``, which frees what daphne,
+Twisted and autobahn keep per WebSocket but only need for the handshake (issue #7;
+``python -m daphne`` is unchanged). Extra arguments go to daphne
+(``manage.py serve -- --proxy-headers``).
 """
 from django.core.management.base import BaseCommand
 
@@ -20,13 +23,15 @@ class Command(BaseCommand):
     def handle(self, *args, bind, port, application, daphne_args, **options):
         from daphne import cli
 
-        from realtime.serving import PathOnlyAccessLog
+        from realtime.serving import PathOnlyAccessLog, SlimServer
 
         cli.AccessLogGenerator = PathOnlyAccessLog
+        interface = cli.CommandLineInterface()
+        interface.server_class = SlimServer
         # daphne's own WebSocket ping every 20 s costs CPU per idle socket; both protocols have
         # their own heartbeat (IDLE_TIMEOUT, Engine.IO pings), so daphne's runs rarely.
         # Options after ``--`` come later and win.
-        cli.CommandLineInterface().run(
+        interface.run(
             ["-b", bind, "-p", str(port), "--access-log", "-", "--ping-interval", "120", "--ping-timeout", "60",
              *daphne_args, application]
         )
