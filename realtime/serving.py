@@ -39,7 +39,9 @@ stock object in place when daphne, Twisted or autobahn no longer look as expecte
    attributes (3.3 KiB; 0.75 KiB after), plus ~0.8 KiB of handshake data. Once open:
    - attributes only the opening handshake reads are deleted (``HANDSHAKE_ONLY``:
      the raw request, parsed headers and query parameters, the key, the response
-     text, daphne's raw query string); autobahn reads them only in
+     text, daphne's raw query string and its header list, which stays only as long as
+     the application's scope holds it: ``/ws/`` empties its scope's headers once the
+     socket is authenticated, ~0.75 KiB); autobahn reads them only in
      ``processHandshake``/``succeedHandshake`` and daphne only in ``onConnect``;
    - ``request`` (autobahn's ``ConnectionRequest``, holding the same headers and
      parameters) is replaced by an object with its ``path`` only, the one field
@@ -224,7 +226,7 @@ HANDSHAKE_ONLY = (
     "http_request_data", "http_status_line", "http_headers", "http_request_uri", "http_request_path",
     "http_request_params", "http_request_host", "websocket_protocols", "websocket_origin",
     "websocket_extensions", "_wskey", "http_response_data", "_raw_query_string", "protocol_to_accept",
-    "application_deferred",
+    "application_deferred", "clean_headers",
 )
 
 INSTANCE_DEFAULTS = {

@@ -21,6 +21,7 @@ import websockets
 from realtime.serving import SlimServer
 
 TOKEN = "probe-secret-token-4711"
+HEADER = "probe-header-value-0815"  # a request header's value (cookies, user agent: ~1 KiB for a browser)
 received: list[dict] = []
 
 
@@ -53,7 +54,8 @@ async def client(server, report: dict) -> None:
     while not server.listening_addresses:
         await asyncio.sleep(0.01)
     port = server.listening_addresses[0][1]
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={TOKEN}", open_timeout=10) as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={TOKEN}", open_timeout=10,
+                                  additional_headers={"X-Probe": HEADER}) as ws:
         await ws.send("first")  # right after the handshake, before anything was read
         await ws.send("second")
         report["client"] = [await ws.recv(), await ws.recv()]
@@ -72,6 +74,7 @@ async def client(server, report: dict) -> None:
             requests_alive=sum(ref() is not None for ref in requests),
             producer=type(protocol.transport.producer).__name__,
             token_held_by_protocol=TOKEN in held_values(protocol),
+            header_held_by_protocol=HEADER in held_values(protocol),
             attributes=len(vars(protocol)),
             queue=type(protocol.application_queue).__name__,
         )

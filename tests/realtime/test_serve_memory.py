@@ -133,4 +133,6 @@ def test_the_upgraded_http_request_is_freed_once_the_socket_is_open(slim, stock)
 def test_the_open_socket_no_longer_holds_the_handshake_or_its_token(slim, stock):
     assert stock["token_held_by_protocol"]  # autobahn's parsed request, daphne's raw query string
     assert not slim["token_held_by_protocol"]
+    assert stock["header_held_by_protocol"]  # daphne's clean_headers, autobahn's http_headers
+    assert not slim["header_held_by_protocol"]
     assert slim["attributes"] < stock["attributes"] / 2
