@@ -326,7 +326,7 @@ class SocketConsumer(AsyncConsumer):
         raise NotImplementedError
 
 
-HANDSHAKE_ONLY = {"headers": (), "query_string": b""}
+EMPTIED_AFTER_AUTH = {"headers": (), "query_string": b""}
 
 
 def forget_handshake(scope: dict) -> None:
@@ -336,7 +336,7 @@ def forget_handshake(scope: dict) -> None:
     cookies and the like (~1 KiB for a browser), which nothing needs once the socket is
     authenticated, and which should not be in an error report of a later failure.
     """
-    scope.update(HANDSHAKE_ONLY)
+    scope.update(EMPTIED_AFTER_AUTH)
 
 
 class NativeConsumer(SocketConsumer):

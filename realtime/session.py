@@ -150,9 +150,12 @@ class Session:
                 "protocol": self.protocol, "command": command}
 
     async def _run(self, handler, data):
-        if inspect.iscoroutinefunction(handler):
-            return await handler(self.caller, data)
-        return await run_sync_db(handler, self.caller, data)
+        try:
+            if inspect.iscoroutinefunction(handler):
+                return await handler(self.caller, data)
+            return await run_sync_db(handler, self.caller, data)
+        finally:
+            forget_permissions(self.user)  # a handler may have checked them on the session's user
 
     async def subscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
@@ -226,10 +229,15 @@ def uncached(check):
         try:
             return check(user, *args)
         finally:
-            for name in PERMISSION_CACHES:
-                user.__dict__.pop(name, None)
+            forget_permissions(user)
 
     return run
+
+
+def forget_permissions(user) -> None:
+    """Drop the permission caches Django's ``ModelBackend`` left on ``user``."""
+    for name in PERMISSION_CACHES:
+        user.__dict__.pop(name, None)
 
 
 def _reload_user(user):

@@ -208,3 +208,16 @@ async def test_an_open_socket_keeps_no_token_or_headers_in_its_scope(make_user, 
     assert scope["headers"] == () and scope["query_string"] == b""
     await comm.send_input({"type": "websocket.disconnect", "code": 1000})
     await comm.wait(2)
+
+
+async def test_a_command_that_checks_a_permission_does_not_pin_it_for_later_subscribes(make_user, token, connect):
+    from realtime.commands import register
+
+    register("test:can_view", lambda caller, data: {"can": caller.user.has_perm("inventory.view_inventorylevel")})
+    user = await database_sync_to_async(make_user)("cmd", perms=["inventory.view_inventorylevel"])
+    sock = await connect(token(user))
+    assert (await sock.command("test:can_view"))["data"] == {"can": True}
+
+    await database_sync_to_async(user.user_permissions.clear)()
+    reply = await sock.command("subscribe:inventory")
+    assert reply["data"]["refused"] == [{"room": "inventory:all", "reason": "forbidden"}]
