@@ -94,6 +94,12 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+if "postgresql" in DATABASES["default"]["ENGINE"]:
+    # libpq waits forever for a server that accepts and never answers; ORM calls of sockets run in
+    # one thread, so every connect would hang behind it. Bounded, a socket is refused with 4012.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -413,6 +413,38 @@ async def test_a_command_while_the_database_is_down_gets_an_error_event_and_the_
     assert "Database error in command" in log
 
 
+@pytest.mark.slow
+async def test_a_database_that_accepts_and_never_answers_refuses_new_sockets_with_4012(
+    redis_url, layer_prefix, make_user, token
+):
+    # libpq has no connect timeout of its own: without DATABASE_CONNECT_TIMEOUT the one thread
+    # that runs the sockets' ORM calls would wait forever, and every later connect behind it.
+    from django.db import connection
+
+    from tests.servers import database_url
+
+    user = await database_sync_to_async(make_user)(perms=[VIEW])
+    hung = HungServer()
+    port = connection.settings_dict.get("PORT") or 5432
+    env = {"DATABASE_URL": database_url().replace(f":{port}/", f":{hung.port}/"), "DATABASE_CONNECT_TIMEOUT": "1",
+           "REALTIME_PRESENCE_PREFIX": json.dumps(layer_prefix)}
+    try:
+        with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=env) as server:
+            for _ in range(2):  # the second is not stuck behind the first
+                ws = await ws_connect(server, token(user))
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 30)
+                assert frame["code"] == "unavailable", frame
+                assert closed.value.rcvd.code == 4012
+            assert len(hung.conns) >= 2  # it was the hung database that was asked, each time
+            log = server.output()
+    finally:
+        hung.close()
+    assert "Traceback" not in log, log[-4000:]
+    assert "Database error while authenticating a socket: OperationalError" in log
+
+
 # -- (5) Redis down while clients connect and subscribe ----------------------------------------------
 
 
