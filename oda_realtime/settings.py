@@ -205,7 +205,10 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "realtime.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "realtime.logging.RedactSecretsFilter"},
+        "throttle": {"()": "realtime.logging.RepeatThrottleFilter", "interval": 60.0},
+    },
     "formatters": {
         "plain": {"class": "realtime.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"class": "realtime.logging.JsonFormatter"},
@@ -216,5 +219,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Its receive loop logs a traceback every second while Redis is down (docs/observability.md).
+        "channels_redis.pubsub": {"filters": ["throttle"]},
     },
 }

@@ -1,5 +1,6 @@
 """Logging of the add-on: a filter that removes tokens from every record (query strings,
-headers, JWTs) and formatters for plain text and one-JSON-object-a-line (``LOG_FORMAT=json``).
+headers, JWTs), a filter that thins out a library's repeated error, and formatters for
+plain text and one-JSON-object-a-line (``LOG_FORMAT=json``).
 """
 import json
 import logging
@@ -28,6 +29,41 @@ class RedactSecretsFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        return True
+
+
+class RepeatThrottleFilter(logging.Filter):
+    """At most one record per ``interval`` seconds for each message of a logger, on one line.
+
+    channels-redis's pub/sub layer logs "Unexpected exception in receive task" with a full
+    traceback every second while Redis is down. Here the first record passes with the
+    exception's type and message instead of the traceback, the next ones are held back for
+    ``interval`` seconds, and the next record to pass says how many were held back.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message = f"{message} {type(error).__name__}: {error}"
+            record.exc_info, record.exc_text = None, None
+        held = self._held.pop(key, 0)
+        if held:
+            message += f" ({held} more held back in the last {self.interval:g} s)"
+        record.msg, record.args = message, None
         return True
 
 

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async as db
 import pytest
 
 from realtime.commands import register
-from realtime.logging import JsonFormatter, PlainFormatter, RedactSecretsFilter
+from realtime.logging import JsonFormatter, PlainFormatter, RedactSecretsFilter, RepeatThrottleFilter
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
@@ -129,3 +129,35 @@ async def test_socketio_connections_log_the_same_fields(make_user, token):
     assert all(r["user_id"] == str(user.pk) and r["protocol"] == "socketio" for r in mine)
     assert [r["reason"] for r in records if r.get("action") == "refuse"] == ["token_invalid"]
     assert raw not in output and "not-a-token" not in output
+
+
+def test_a_repeated_library_error_is_one_line_then_held_back_and_counted():
+    throttle = RepeatThrottleFilter(interval=0.2)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PlainFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test.throttled")
+    logger.addFilter(throttle)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for _ in range(5):
+            try:
+                raise ConnectionError("Connection refused")
+            except ConnectionError:
+                logger.exception("Unexpected exception in receive task")
+        import time
+
+        time.sleep(0.25)
+        try:
+            raise ConnectionError("Connection refused")
+        except ConnectionError:
+            logger.exception("Unexpected exception in receive task")
+    finally:
+        logger.removeHandler(handler)
+        logger.removeFilter(throttle)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "ERROR Unexpected exception in receive task ConnectionError: Connection refused",
+        "ERROR Unexpected exception in receive task ConnectionError: Connection refused (4 more held back in the last 0.2 s)",
+    ]
