@@ -14,13 +14,13 @@ import logging
 import time
 import uuid
 
-from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from django.db import DatabaseError
 
 from . import metrics
 from .auth import AuthResult
 from .conf import rt_settings
+from .direct import DirectConsumer
 from .events import CONNECTED, ERROR, Event
 from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
 from .hub import get_hub
@@ -38,7 +38,7 @@ UNSET = object()
 WIRE_SUFFIX = "/ws-frame"  # key of an event's ready-framed WebSocket frame in Event.frames
 
 
-class SocketConsumer(AsyncConsumer):
+class SocketConsumer(DirectConsumer):
     """Shared machinery of a realtime socket, whatever its wire protocol."""
 
     protocol_name = "base"
@@ -69,9 +69,7 @@ class SocketConsumer(AsyncConsumer):
         self._transport = asyncio_transport(send) if self._queued else None
         self._low_water = self._transport.get_write_buffer_limits()[0] if self._transport is not None else -1
         try:
-            # A plain loop, not channels' await_many_dispatch: with one source it only adds
-            # a task and a pending receive per socket (2.5 KiB each, docs/benchmarks.md).
-            while True:
+            while True:  # a plain loop: see direct.py
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
@@ -84,12 +82,6 @@ class SocketConsumer(AsyncConsumer):
                             extra=self.log_fields("disconnect", reason="gone"))
             await self.end_session()
             self._stop_writer()
-
-    async def dispatch(self, message):
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     # -- session -------------------------------------------------------------------
 

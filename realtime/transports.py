@@ -14,10 +14,10 @@ without sticky sessions) gets 400 ``Session ID unknown``: clients then reconnect
 import asyncio
 import logging
 
-from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from .direct import DirectConsumer
 from .engineio import EngineServer, EngineSocket, PollError
 from .exceptions import CloseCode, ProtocolError
 from .origins import origin_allowed
@@ -31,7 +31,7 @@ JSON = b"application/json"
 CORS_MAX_AGE = b"600"
 
 
-class _Transport(AsyncConsumer):
+class _Transport(DirectConsumer):
     """A bare consumer: no channel layer, no thread hop per message."""
 
     def __init__(self, server: EngineServer) -> None:  # as_asgi(server=...)
@@ -43,8 +43,7 @@ class _Transport(AsyncConsumer):
         self._receive = receive
         await self.setup()
         try:
-            # A plain loop: channels' await_many_dispatch would add a task per socket.
-            while True:
+            while True:  # a plain loop: see direct.py
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
@@ -56,12 +55,6 @@ class _Transport(AsyncConsumer):
 
     async def teardown(self) -> None:
         pass
-
-    async def dispatch(self, message):
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     def origin_ok(self) -> bool:
         return not self.server.check_origin or origin_allowed(self.scope)

@@ -41,6 +41,19 @@ def database_url() -> str:
     return f"postgres://{user}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+def redis_layers(redis_url: str, prefix: str) -> dict:
+    """Both channels-redis layers on ``redis_url``, as servers with ``prefix`` (pubsub) and
+    ``prefix + "c"`` (core, ``REALTIME_CHANNEL_LAYER=core``) use them: to publish to each from a test."""
+    from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    host = {"address": redis_url, "socket_timeout": 15}
+    return {
+        "pubsub": RedisPubSubChannelLayer(hosts=[host], prefix=prefix),
+        "core": RedisChannelLayer(hosts=[host], prefix=prefix + "c"),
+    }
+
+
 class ServerProcess:
     """``manage.py serve`` (daphne) on a free port, with its output in a file."""
 

@@ -7,13 +7,12 @@ import asyncio
 import time
 
 from channels.db import database_sync_to_async
-from channels_redis.core import RedisChannelLayer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 import pytest
 
 from realtime.events import Event
 from realtime.rooms import group_for
 from tests.hardening.support import connected, frames_until_close, hardened_server, receive_event
+from tests.servers import redis_layers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.slow]
 
@@ -32,11 +31,7 @@ async def test_silent_sockets_are_closed_and_heartbeating_ones_stay_open_on_both
 ):
     user = await database_sync_to_async(make_user)()
     raw = token(user)
-    host = {"address": redis_url, "socket_timeout": 15}
-    layers = {
-        "pubsub": RedisPubSubChannelLayer(hosts=[host], prefix=layer_prefix),
-        "core": RedisChannelLayer(hosts=[host], prefix=layer_prefix + "c"),
-    }
+    layers = redis_layers(redis_url, layer_prefix)
     servers = {
         "pubsub": hardened_server(layer_prefix, IDLE_TIMEOUT=IDLE),
         "core": hardened_server(layer_prefix + "c", IDLE_TIMEOUT=IDLE, REALTIME_CHANNEL_LAYER="core"),

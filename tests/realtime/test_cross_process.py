@@ -71,18 +71,12 @@ async def test_an_idle_socket_on_the_redis_layers_stays_open_and_hears_events(
 
     Both channels-redis layers at once (one daphne each), to pay the 31 s wait once.
     """
-    from channels_redis.core import RedisChannelLayer
-    from channels_redis.pubsub import RedisPubSubChannelLayer
-
     from realtime.events import Event
     from realtime.rooms import group_for
+    from tests.servers import redis_layers
 
     raw = token(inventory_viewer)
-    host = {"address": redis_url, "socket_timeout": 15}
-    layers = {
-        "pubsub": RedisPubSubChannelLayer(hosts=[host], prefix=layer_prefix),
-        "core": RedisChannelLayer(hosts=[host], prefix=layer_prefix + "c"),
-    }
+    layers = redis_layers(redis_url, layer_prefix)
     servers = {
         "pubsub": ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix),
         "core": ServerProcess(

@@ -51,23 +51,6 @@ async def test_orm_calls_leave_the_callers_context_as_it_was(db):
     assert not hasattr(local, "value")
 
 
-async def test_cancelling_the_caller_cancels_the_orm_call(db):
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def slow():
-        loop.call_soon_threadsafe(started.set)
-        import time
-
-        time.sleep(0.3)
-
-    task = asyncio.ensure_future(run_sync_db(slow))
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
 class Echo(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept()

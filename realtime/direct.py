@@ -1,0 +1,19 @@
+"""The base of our consumers: messages only from the server, handed straight to their handlers.
+
+None of our consumers is a channel-layer member (the hub is, ``hub.py``), so channels'
+dispatch machinery has nothing to do for them: no per-message ``close_old_connections``
+thread hop (TRAPS.md; handlers that touch the ORM use ``db.run_sync_db``), and no
+``await_many_dispatch``, which for one source only adds a task and a pending ``receive``
+per socket (2.5 KiB each, docs/benchmarks.md). Each consumer's ``__call__`` runs the plain
+loop itself (``while True: await self.dispatch(await receive())`` until ``StopConsumer``):
+a shared coroutine for it would be one more suspended frame per socket.
+"""
+from channels.consumer import AsyncConsumer, get_handler_name
+
+
+class DirectConsumer(AsyncConsumer):
+    async def dispatch(self, message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
