@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
     "SOCKETIO_CONNECT_TIMEOUT": 20.0,
+    # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
+    # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
+    "TRUSTED_PROXIES": [],
 }
 
 
