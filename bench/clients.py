@@ -15,14 +15,22 @@ object per line. Commands:
 The clients must cost far less than the servers they measure, so each socket
 is a plain ``asyncio.Protocol`` driving websockets' sans-I/O ``ClientProtocol``
 (the library does the handshake, framing, masking and ping/pong): no task or
-future per message, only a callback. Two wire protocols:
+future per message, only a callback. Three wire protocols:
 
 - ``native`` (our ``/ws/?token=``): wait for ``connected``, send
   ``subscribe:inventory`` with an ack id, wait for the ack reply, then send
   ``{"event":"ping"}`` every ``heartbeatInterval`` as the server asks;
-- ``socketio`` (raw Engine.IO 4 / Socket.IO 5 over WebSocket): ``0{...}`` open,
-  ``40`` connect, ``421["join",room]`` and its ``431[...]`` ack, ``2`` -> ``3``
-  pings, ``42[...]`` events.
+- ``socketio`` (the baseline's python-socketio; raw Engine.IO 4 / Socket.IO 5
+  over WebSocket): ``0{...}`` open, ``40`` connect, ``421["join",room]`` and its
+  ``431[...]`` ack, ``2`` -> ``3`` pings, ``42[...]`` events;
+- ``ours-socketio`` (our ``/socket.io/``, docs/socketio.md): the same Engine.IO
+  framing; the token goes in the CONNECT packet's auth payload
+  (``40{"token":"..."}``), answered by ``40{"sid":...}`` and the ``connected``
+  event (``42["connected",{...}]``); the join is the ``subscribe:inventory``
+  command with an ack id (``421["subscribe:inventory",{}]`` answered by
+  ``431[{"data":{...}}]``, or ``431[{"error":{...}}]``); events are
+  ``42["inventory:updated",{"event":..,"type":..,"data":{"seq":..,"sentAt":..},..}]``,
+  the envelope of ``/ws/``.
 
 Every event carries ``seq`` and ``sentAt`` (``time.time()`` of the publisher;
 one machine, one clock).
@@ -42,9 +50,11 @@ from websockets.uri import parse_uri
 
 EVENT = "inventory:updated"
 SUBSCRIBE = '{"event":"subscribe:inventory","data":{},"ack":1}'
+SIO_SUBSCRIBE = '421["subscribe:inventory",{}]'  # Socket.IO EVENT with ack id 1, on our /socket.io/
 PING = '{"event":"ping"}'
 CONNECT_TIMEOUT = 60.0
-# Fast path: both servers keep the publisher's key order, {"seq": .., "sentAt": ..}.
+# Fast path: every server keeps the publisher's key order, {"seq": .., "sentAt": ..}, compact
+# JSON (ours: realtime.events.encode_json, also inside the Socket.IO envelope).
 SEQ_RE = re.compile(r'"seq":(\d+),"sentAt":([0-9.eE+-]+)')
 
 
@@ -232,6 +242,8 @@ class Runner:
                 await sock.opened
                 if self.protocol == "native":
                     await self.join_native(sock)
+                elif self.protocol == "ours-socketio":
+                    await self.join_ours_socketio(sock, token)
                 else:
                     await self.join_socketio(sock)
         except BaseException:
@@ -273,6 +285,32 @@ class Runner:
             if packet == "2":
                 sock.send("3")
             elif packet.startswith("431"):
+                return
+
+    async def join_ours_socketio(self, sock: Socket, token: str) -> None:
+        """Our ``/socket.io/``: the token in CONNECT's auth, then ``subscribe:inventory`` with an ack."""
+        opened = await sock.recv()
+        if not opened.startswith("0{"):
+            raise RuntimeError(f"expected an Engine.IO open packet, got {opened[:200]}")
+        sock.send("40" + json.dumps({"token": token}, separators=(",", ":")))
+        connected = False
+        while not connected:
+            packet = await sock.recv()
+            if packet == "2":
+                sock.send("3")
+            elif packet.startswith("44"):
+                raise RuntimeError(f"Socket.IO connect refused: {packet[:200]}")
+            elif packet.startswith('42["connected"'):  # after 40{"sid":...}
+                connected = True
+        sock.send(SIO_SUBSCRIBE)
+        while True:
+            packet = await sock.recv()
+            if packet == "2":
+                sock.send("3")
+            elif packet.startswith("431["):
+                reply = json.loads(packet[3:])
+                if not reply or not isinstance(reply[0], dict) or "data" not in reply[0]:
+                    raise RuntimeError(f"subscribe refused: {packet[:200]}")
                 return
 
     async def connect_all(self) -> dict:
@@ -319,7 +357,12 @@ class Runner:
         if match is not None:
             seq, sent_at = int(match.group(1)), float(match.group(2))
         else:
-            data = json.loads(text)["data"] if self.protocol == "native" else json.loads(text[2:])[1]
+            if self.protocol == "native":
+                data = json.loads(text)["data"]
+            elif self.protocol == "ours-socketio":
+                data = json.loads(text[2:])[1]["data"]  # the /ws/ envelope is the event's one argument
+            else:
+                data = json.loads(text[2:])[1]
             seq, sent_at = data["seq"], data["sentAt"]
         self.record(sock, seq, sent_at)
 
@@ -400,7 +443,7 @@ class Runner:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help='ws:// URL; "{token}" is replaced by each socket\'s token')
-    parser.add_argument("--protocol", choices=["native", "socketio"], required=True)
+    parser.add_argument("--protocol", choices=["native", "socketio", "ours-socketio"], required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--tokens", default=None, help="file of access tokens, one a line (one per socket)")
     parser.add_argument("--offset", type=int, default=0, help="first line of --tokens for this process")

@@ -19,16 +19,26 @@ and measures:
   process near 100% of a core would make the figures the clients' limit).
 
 Stacks: ``baseline`` (python-socketio AsyncServer + AsyncRedisManager on
-uvicorn), ``ours-daphne`` (``manage.py serve``), ``ours-daphne-x2`` (two such
+uvicorn), ``ours-daphne`` (``manage.py serve``, ``/ws/``), ``ours-daphne-sio``
+(the same server at ``/socket.io/``, Socket.IO over WebSocket as the
+storefront's clients speak it), ``ours-daphne-x2`` (two ``manage.py serve``
 processes on the one Redis, clients split between them), ``ours-uvicorn``
 (``uvicorn oda_realtime.asgi:application``), ``bare-daphne`` / ``bare-uvicorn``
 (``bench/bare_asgi.py``: the server's own fan-out ceiling), ``bare-daphne-tuned`` (the
-bare app through ``manage.py serve``, not run by default). Every wait is
-bounded; ``--quick`` runs small N for a smoke check.
+bare app through ``manage.py serve``, not run by default). uvicorn's event loop,
+HTTP parser and WebSocket implementation are named on its command line (see
+``uvicorn_choice``) and printed. Every wait is bounded; ``--quick`` runs small N
+for a smoke check.
+
+``--repeat K`` runs the whole set K times, interleaved (A B C, A B C, ...), so a
+slow spell of the machine falls on every stack alike; the table gives each
+figure's median over the K runs and its range (min-max), ``--json`` every run's
+own figures.
 """
 import argparse
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -47,9 +57,37 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import RedisProcess, free_port, wait_for_port  # noqa: E402
 
+from bench.report import Result, Runs, details, fmt_ms, goals, percentile, summary, table  # noqa: E402
+
 PY = sys.executable
 TICKS = os.sysconf("SC_CLK_TCK")
-UVICORN = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+
+
+def uvicorn_choice() -> dict[str, str]:
+    """uvicorn's event loop, HTTP parser and WebSocket implementation, named instead of ``auto``.
+
+    The fastest installed, as ``auto`` would pick them (uvloop and httptools are
+    optional extras; without them uvicorn runs asyncio's loop and h11), but
+    written on the command line and printed with the results, so a run says
+    what it measured and a missing extra cannot change the baseline silently.
+    """
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    ws = "websockets"
+    try:  # the implementation uvicorn's own "auto" resolves to (0.3x: websockets; 0.5x: websockets-sansio)
+        from uvicorn.config import WS_PROTOCOLS
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+        auto = f"{AutoWebSocketsProtocol.__module__}:{AutoWebSocketsProtocol.__name__}"
+        ws = next(name for name, path in WS_PROTOCOLS.items() if path == auto and name != "auto")
+    except (ImportError, AttributeError, StopIteration):
+        pass
+    return {"loop": loop, "http": http, "ws": ws}
+
+
+UVICORN_CHOICE = uvicorn_choice()
+UVICORN = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log",
+           "--loop", UVICORN_CHOICE["loop"], "--http", UVICORN_CHOICE["http"], "--ws", UVICORN_CHOICE["ws"]]
 DAPHNE = [PY, "-m", "daphne", "-b", "127.0.0.1"]
 
 
@@ -67,6 +105,9 @@ class Stack:
 STACKS = {
     "ours-daphne": Stack("ours-daphne", [PY, "manage.py", "serve", "--port", "{port}"],
                          "native", "/ws/?token={token}", "ours"),
+    # the same server at /socket.io/ (Socket.IO over WebSocket only, the token in CONNECT's auth)
+    "ours-daphne-sio": Stack("ours-daphne-sio", [PY, "manage.py", "serve", "--port", "{port}"],
+                             "ours-socketio", "/socket.io/?EIO=4&transport=websocket", "ours"),
     "ours-daphne-x2": Stack("ours-daphne-x2", [PY, "manage.py", "serve", "--port", "{port}"],
                             "native", "/ws/?token={token}", "ours", processes=2, max_n=1000),
     "ours-uvicorn": Stack("ours-uvicorn", [*UVICORN, "--port", "{port}", "oda_realtime.asgi:application"],
@@ -81,7 +122,10 @@ STACKS = {
     "bare-uvicorn": Stack("bare-uvicorn", [*UVICORN, "--port", "{port}", "bench.bare_asgi:app"],
                           "native", "/ws/", "bare"),
 }
-DEFAULT_STACKS = ["baseline", "ours-daphne", "ours-daphne-x2", "ours-uvicorn", "bare-daphne", "bare-uvicorn"]
+DEFAULT_STACKS = ["baseline", "ours-daphne", "ours-daphne-sio", "ours-daphne-x2", "ours-uvicorn", "bare-daphne",
+                  "bare-uvicorn"]
+# Ours against the baseline on issue #7's goals, one block of goal lines each.
+GOAL_STACKS = ["ours-daphne", "ours-daphne-sio"]
 
 
 def log(msg: str) -> None:
@@ -226,45 +270,6 @@ class Server:
 # -- measurements ------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    stack: str
-    n: int
-    connected: int = 0
-    connect_seconds: float = 0.0
-    rss_per_conn_kib: float | None = None
-    rounds: list[float] = field(default_factory=list)  # last-delivery latency per round, seconds
-    all_latencies_p50: float | None = None
-    all_latencies_p99: float | None = None
-    expected: int = 0
-    delivered: int = 0
-    duplicates: int = 0
-    closed: int = 0
-    flood_rate: float | None = None
-    flood_seconds: float | None = None
-    server_cpu_us_per_delivery: float | None = None
-    server_cpu_pct: float | None = None
-    client_cpu_pct: float | None = None  # busiest client process, % of one core, during the flood / rounds
-    idle_cpu_pct: float | None = None  # server CPU with the N sockets connected and idle
-    round_server_us: float | None = None  # server CPU per delivery over the rounds
-    round_client_us: float | None = None  # all client processes' CPU per delivery over the rounds
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def lost(self) -> int:
-        return self.expected - self.delivered
-
-    def p(self, q: float) -> float | None:
-        return percentile(self.rounds, q) if self.rounds else None
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 class Bench:
     def __init__(self, args, redis_url: str, tokens: Path, base_env: dict, logdir: Path) -> None:
         self.args = args
@@ -273,6 +278,7 @@ class Bench:
         self.base_env = base_env
         self.logdir = logdir
         self.seq = 1
+        self.run_k = 1  # which of the --repeat runs is going on (for file names)
 
     def next_seqs(self, count: int) -> tuple[int, int]:
         first = self.seq
@@ -397,7 +403,8 @@ class Bench:
         """py-spy (if ``--profile DIR``) sampling the server through the idle window, the rounds and the flood."""
         if not self.args.profile:
             return None
-        out = Path(self.args.profile) / f"{stack.name}-{n}.txt"
+        suffix = f"-run{self.run_k}" if self.args.repeat > 1 else ""
+        out = Path(self.args.profile) / f"{stack.name}-{n}{suffix}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         spy = shutil.which("py-spy", path=str(Path(PY).parent)) or "py-spy"
         return subprocess.Popen([spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(out)],
@@ -468,108 +475,25 @@ def stack_name(result: Result) -> str:
     return f"{result.stack} N={result.n}"
 
 
-# -- report --------------------------------------------------------------------------------
-
-
-def fmt_ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
-
-
-def fmt(value, spec: str, none: str = "—") -> str:
-    return none if value is None else format(value, spec)
-
-
-def table(results: dict[str, list[Result]], ns: list[int], flood_n: int) -> str:
-    big_n = ns[-1]
-    head = ["stack", f"deliveries/s (flood, N={flood_n:,})"]
-    head += [f"fan-out N={n:,} p50 / p99" for n in ns]
-    head += ["lost", f"RSS per idle conn (N={big_n:,})", "server CPU per delivery (flood)",
-             f"server CPU idle (N={big_n:,})", "busiest client process"]
-    rows = [head]
-    for stack, per_n in results.items():
-        by_n = {r.n: r for r in per_n}
-        flood = by_n.get(flood_n)
-        big = by_n.get(big_n)
-        row = [stack, fmt(flood and flood.flood_rate, ",.0f")]
-        for n in ns:
-            r = by_n.get(n)
-            row.append("—" if r is None else f"{fmt_ms(r.p(0.5))} / {fmt_ms(r.p(0.99))}")
-        lost = sum(r.lost for r in per_n)
-        expected = sum(r.expected for r in per_n)
-        row.append(f"{lost:,} of {expected:,}")
-        row.append("—" if big is None else fmt(big.rss_per_conn_kib, ".1f") + " KiB")
-        row.append("—" if flood is None or flood.server_cpu_us_per_delivery is None
-                   else f"{flood.server_cpu_us_per_delivery:.1f} µs ({flood.server_cpu_pct:.0f}% of a core)")
-        row.append("—" if big is None else fmt(big.idle_cpu_pct, ".1f") + "%")
-        row.append(f"{max((r.client_cpu_pct or 0) for r in per_n):.0f}% of a core")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-def goals(results: dict[str, list[Result]], ns: list[int], flood_n: int, ours: str = "ours-daphne") -> str:
-    """Issue #7's goals, ours (daphne) against the baseline of the same run."""
-    if ours not in results or "baseline" not in results:
-        return ""
-    mine = {r.n: r for r in results[ours]}
-    base = {r.n: r for r in results["baseline"]}
-    out = [f"goals ({ours} against baseline, this run):"]
-
-    def ratio(a, b):
-        return None if a is None or b is None or b == 0 else a / b
-
-    flood = ratio(mine.get(flood_n) and mine[flood_n].flood_rate, base.get(flood_n) and base[flood_n].flood_rate)
-    out.append(f"- deliveries/s at N={flood_n}: {fmt(flood, '.2f')}x the baseline's (goal >= 2x)")
-    for n in ns:
-        if n < 1000 or n not in mine or n not in base:
-            continue
-        p50 = ratio(mine[n].p(0.5), base[n].p(0.5))
-        p99 = ratio(mine[n].p(0.99), base[n].p(0.99))
-        out.append(f"- fan-out to {n:,}: p50 {fmt(p50, '.2f')}x, p99 {fmt(p99, '.2f')}x the baseline's (goal <= 0.5x)")
-    lost = sum(r.lost for r in results[ours])
-    base_lost = sum(r.lost for r in results["baseline"])
-    out.append(f"- lost deliveries: {lost} (baseline {base_lost}) (goal 0 where the baseline loses none)")
-    big = mine.get(ns[-1])
-    out.append(f"- RSS per idle connection at N={ns[-1]:,}: {fmt(big and big.rss_per_conn_kib, '.1f')} KiB (goal <= 20 KiB)")
-    two = {r.n: r for r in results.get(f"{ours}-x2", [])}
-    if flood_n in two and mine.get(flood_n):
-        growth = ratio(two[flood_n].flood_rate, mine[flood_n].flood_rate)
-        out.append(f"- two server processes on one Redis: deliveries/s {fmt(growth, '.2f')}x one process's (goal > 1x)")
-    return "\n".join(out)
-
-
-def details(results: dict[str, list[Result]]) -> str:
-    out = []
-    for stack, per_n in results.items():
-        for r in per_n:
-            line = (f"{stack} N={r.n}: connected {r.connected} in {r.connect_seconds:.1f}s, "
-                    f"RSS/conn {fmt(r.rss_per_conn_kib, '.1f')} KiB, rounds {len(r.rounds)}, "
-                    f"last-delivery p50 {fmt_ms(r.p(0.5))} p99 {fmt_ms(r.p(0.99))}, "
-                    f"all-deliveries p50 {fmt_ms(r.all_latencies_p50)} p99 {fmt_ms(r.all_latencies_p99)}, "
-                    f"delivered {r.delivered}/{r.expected}, duplicates/out-of-order {r.duplicates}, "
-                    f"server CPU idle {fmt(r.idle_cpu_pct, '.1f')}%, "
-                    f"CPU per delivery in rounds: server {fmt(r.round_server_us, '.1f')} µs, "
-                    f"clients {fmt(r.round_client_us, '.1f')} µs; "
-                    f"busiest client process {fmt(r.client_cpu_pct, '.0f')}%")
-            if r.notes:
-                line += "; " + "; ".join(r.notes)
-            out.append(line)
-    return "\n".join(out)
-
-
 def versions() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    names = ["daphne", "twisted", "autobahn", "channels", "channels-redis", "redis", "uvicorn", "websockets",
-             "python-socketio", "python-engineio", "uvloop", "django"]
-    parts = [f"Python {platform.python_version()}"] + [f"{n} {version(n)}" for n in names]
+    names = ["daphne", "twisted", "autobahn", "channels", "channels-redis", "redis", "uvicorn", "httptools", "h11",
+             "websockets", "python-socketio", "python-engineio", "uvloop", "django"]
+    parts = [f"Python {platform.python_version()}"]
+    for name in names:
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
     redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
     parts.append("redis-server " + next((p.split("=")[1] for p in redis_v if p.startswith("v=")), "?"))
     return ", ".join(parts)
+
+
+def uvicorn_line() -> str:
+    return (f"uvicorn (baseline, ours-uvicorn, bare-uvicorn): --loop {UVICORN_CHOICE['loop']} "
+            f"--http {UVICORN_CHOICE['http']} --ws {UVICORN_CHOICE['ws']}")
 
 
 def machine() -> str:
@@ -597,7 +521,7 @@ def prepare_database(workdir: Path, env: dict, users: int) -> Path:
 async def amain(args) -> int:
     fds = raise_fd_limit(max(args.ns) + 1024)
     log(f"open-file limit {fds}")
-    header = f"machine: {machine()}\nversions: {versions()}"
+    header = f"machine: {machine()}\nversions: {versions()}\n{uvicorn_line()}"
     workdir = Path(tempfile.mkdtemp(prefix="oda-bench-"))
     redis = RedisProcess().start()
     try:
@@ -608,7 +532,7 @@ async def amain(args) -> int:
             DATABASE_URL=args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
             REDIS_URL=redis.url,
             REALTIME_CHANNEL_LAYER=args.layer,
-            JWT_ACCESS_MINUTES="240",
+            JWT_ACCESS_MINUTES=str(max(240, 60 * args.repeat)),
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
             PYTHONPATH=str(ROOT),
@@ -616,33 +540,47 @@ async def amain(args) -> int:
         log("preparing the private database and the bench users")
         tokens = prepare_database(workdir, base_env, max(args.ns) + 1)
         bench = Bench(args, redis.url, tokens, base_env, workdir)
-        results: dict[str, list[Result]] = {}
+        results: dict[str, Runs] = {name: [] for name in args.stacks}
         started = time.monotonic()
-        for name in args.stacks:
-            log(f"--- {name}")
-            results[name] = await bench.run_stack(STACKS[name])
+        for k in range(1, args.repeat + 1):  # interleaved: A B C, A B C, ...
+            bench.run_k = k
+            for name in args.stacks:
+                log(f"--- {name}" + (f" (run {k} of {args.repeat})" if args.repeat > 1 else ""))
+                results[name].append(await bench.run_stack(STACKS[name]))
         elapsed = time.monotonic() - started
     finally:
         redis.stop()
+    runs = f"{args.repeat} interleaved runs; each figure the median (min–max)" if args.repeat > 1 else "one run"
     report = "\n".join([
         "",
-        f"Oda Realtime fan-out benchmark ({'quick' if args.quick else 'full'} run, {elapsed:.0f}s; "
+        f"Oda Realtime fan-out benchmark ({'quick' if args.quick else 'full'}, {runs}, {elapsed:.0f}s; "
         f"channel layer for ours: {args.layer})",
         header,
         f"command: python -m bench.run {' '.join(sys.argv[1:])}".rstrip(),
         "",
         table(results, args.ns, args.flood_n),
         "",
-        goals(results, args.ns, args.flood_n),
-        "",
+        *(block + "\n" for block in (goals(results, args.ns, args.flood_n, ours) for ours in GOAL_STACKS) if block),
         "details:",
         details(results),
         "",
     ])
     print(report)
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {s: [r.__dict__ | {"lost": r.lost} for r in rs] for s, rs in results.items()}, indent=1))
+        Path(args.json).write_text(json.dumps({
+            "command": sys.argv[1:],
+            "repeat": args.repeat,
+            "elapsed_s": elapsed,
+            "machine": machine(),
+            "versions": versions(),
+            "uvicorn": UVICORN_CHOICE,
+            "ns": args.ns,
+            "flood_n": args.flood_n,
+            "summary": summary(results, args.ns, args.flood_n),
+            # every run's own figures: runs[stack][k] is run k+1's list, one entry per N
+            "runs": {s: [[r.__dict__ | {"lost": r.lost, "p50": r.p(0.5), "p99": r.p(0.99)} for r in run]
+                         for run in rs] for s, rs in results.items()},
+        }, indent=1))
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
@@ -669,10 +607,15 @@ def parse_args(argv=None):
     parser.add_argument("--flood-timeout", type=float, default=120.0)
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="sample the servers with py-spy (pip install py-spy) when idle, in rounds and flood")
-    parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--repeat", type=int, default=1, metavar="K",
+                        help="run the stacks K times, interleaved (A B C, A B C, ...); the table gives each "
+                             "figure's median over the K runs and its range (default 1)")
+    parser.add_argument("--json", default=None, help="also write the raw results (every run's figures) to this file")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
     args.stacks = [s for s in args.stacks.split(",") if s]
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     for s in args.stacks:
         if s not in STACKS:
             parser.error(f"unknown stack {s}")
