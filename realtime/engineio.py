@@ -123,17 +123,24 @@ class EngineServer:
         self.pending_total = 0
         self._refusal_logged = float("-inf")
 
-    def open(self, scope: dict, transport: str, ws: WebSocketCarrier | None = None) -> "EngineSocket":
-        """A new session; the caller sends its OPEN packet, then calls ``start()``.
-
-        TooManySessions if the client's address, or the process, has too many pending sessions.
-        """
+    def admit(self, scope: dict) -> str:
+        """The client address of a handshake, or TooManySessions if that address, or the
+        process, has too many pending sessions."""
         options = self.options()
         address = client_address(scope)
         if options.max_pending is not None and self.pending_total >= options.max_pending:
             self._refuse(503, "server_busy")
         if options.max_pending_per_address is not None and self.pending.get(address, 0) >= options.max_pending_per_address:
             self._refuse(429, "too_many_sessions")
+        return address
+
+    def open(self, scope: dict, transport: str, ws: WebSocketCarrier | None = None) -> "EngineSocket":
+        """A new session; the caller sends its OPEN packet, then calls ``start()``.
+
+        TooManySessions if the client's address, or the process, has too many pending sessions.
+        """
+        options = self.options()
+        address = self.admit(scope)
         sid = secrets.token_urlsafe(15)
         sock = EngineSocket(self, sid, scope, options, transport, ws, address)
         self.sockets[sid] = sock

@@ -94,11 +94,14 @@ class WebSocketTransport(_Transport):
             return await self.refuse()
         if request.sid is None:
             try:
-                session = self.server.open(self.scope, "websocket", ws=self)
+                self.server.admit(self.scope)
             except TooManySessions as e:
                 return await self.refuse(e.status, codec.engine_error(e.code))
             await self.base_send({"type": "websocket.accept"})
-            self.session = session
+            try:
+                self.session = self.server.open(self.scope, "websocket", ws=self)
+            except TooManySessions:
+                return await self.close(CloseCode.TOO_MANY_CONNECTIONS)  # filled up while accepting
             await self.send(self.session.open_packet())
             self.session.start()
             return
