@@ -67,9 +67,6 @@ class SessionClosed(CommandError):
 
 
 class Session:
-    closed = False  # set by close(); class-level defaults: nothing per socket until used
-    _serial_entry: list | None = None  # [asyncio.Lock, users] only while a subscribe/recheck/close runs
-
     def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None,
                  connection_id: str | None = None) -> None:
         self.user = user
@@ -80,6 +77,8 @@ class Session:
         self.rooms: set[str] = set()
         self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
         self.expiry_warned = False
+        self.closed = False  # set by close(): work in flight stops at its next await
+        self._serial_entry: list | None = None  # [asyncio.Lock, users] only while a membership change runs
 
     @property
     def caller(self) -> Caller:
@@ -127,7 +126,7 @@ class Session:
         finally:
             entry[1] -= 1
             if not entry[1] and self._serial_entry is entry:
-                del self._serial_entry
+                self._serial_entry = None
 
     def _joined(self, room: str) -> None:
         self.rooms.add(room)
