@@ -158,3 +158,22 @@ async def test_a_big_ping_or_pong_payload_closes_the_session(server, frame, make
         assert await s.closed(timeout=5) == 4010
     finally:
         await s.close()
+
+
+async def test_on_uvicorn_a_websocket_handshake_over_the_cap_gets_429(module_prefix):
+    from tests.servers import UvicornProcess
+
+    sio = socketio_server(django_settings.TEST_REDIS_URL, module_prefix + "u", realtime={
+        "SOCKETIO_MAX_PENDING_PER_ADDRESS": 2, "TRUSTED_PROXIES": ["127.0.0.1"], "SOCKETIO_CONNECT_TIMEOUT": 10.0})
+    with UvicornProcess(redis_url=sio.redis_url, layer_prefix=sio.layer_prefix, env=sio.extra_env) as server:
+        headers = {"X-Forwarded-For": "203.0.113.77"}
+        sockets = [await RawSocket.open(server.ws_url, headers=headers) for _ in range(2)]
+        try:
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await RawSocket.open(server.ws_url, headers=headers)
+            response = refused.value.response
+            assert response.status_code == 429
+            assert json.loads(response.body) == {"code": 6, "message": "Too many pending sessions from this address"}
+        finally:
+            for s in sockets:
+                await s.close()
