@@ -8,11 +8,11 @@ import asyncio
 import json
 
 import aiohttp
+from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 import pytest
 import websockets
 
-from channels.db import database_sync_to_async
 from tests.conftest import token_for
 from tests.socketio.conftest import socketio_server
 from tests.socketio.wire import Polling, RawSocket

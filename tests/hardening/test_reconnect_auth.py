@@ -148,12 +148,13 @@ async def test_a_session_parked_after_a_disconnect_is_closed_after_the_connect_t
         await s.close()
 
 
-@pytest.mark.parametrize("transport, how", [
-    ("polling", {"query": "token"}),
-    ("websocket", {"extraHeaders": "Authorization"}),
-], ids=["polling-query", "websocket-header"])
-async def test_socketio_client_reconnecting_after_logout_on_the_same_session_is_refused(
-        server, module_layer, stocker, transport, how):
+@pytest.mark.parametrize("transport, how, change, reason", [
+    ("polling", {"query": "token"}, logout, "token_revoked"),
+    ("websocket", {"extraHeaders": "Authorization"}, logout, "token_revoked"),
+    ("websocket", {"extraHeaders": "Authorization"}, deactivate, "user_inactive"),
+], ids=["polling-query-logout", "websocket-header-logout", "websocket-header-deactivated"])
+async def test_socketio_client_reconnecting_on_the_same_session_after_logout_or_deactivation_is_refused(
+        server, module_layer, stocker, transport, how, change, reason):
     raw = token_for(stocker)
     options = {"transports": [transport], "reconnection": False}
     if "query" in how:
@@ -168,10 +169,10 @@ async def test_socketio_client_reconnecting_after_logout_on_the_same_session_is_
         left = await client.next("disconnected")
         assert left["engine"] == "open" and left["engineId"] == first["engineId"]  # the same Engine.IO session
 
-        await database_sync_to_async(logout)(stocker)
+        await database_sync_to_async(change)(stocker)
         await client.send({"do": "connect", "auth": {}})  # no token in the CONNECT: the handshake's is checked
         error = await client.next("connect_error")
-        assert error["message"] == "token_revoked" and error["data"]["code"] == "token_revoked"
+        assert error["message"] == reason and error["data"]["code"] == reason
         assert not [m for m in client.seen if m["type"] == "connect" and m is not first]
     finally:
         await client.close()
