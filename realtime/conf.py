@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
     "SOCKETIO_CONNECT_TIMEOUT": 20.0,
+    # Socket.IO sessions with no namespace connected (anonymous: before a CONNECT, or after a
+    # DISCONNECT), per client address and per process; over either a new handshake is refused
+    # (HTTP 429 / 503). None: no cap. Behind a proxy, set TRUSTED_PROXIES (issue #11).
+    "SOCKETIO_MAX_PENDING_PER_ADDRESS": 100,
+    "SOCKETIO_MAX_PENDING": 5000,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],

@@ -113,10 +113,16 @@ class SocketConsumer(DirectConsumer):
             return None
         metrics.CONNECTS.labels(self.protocol_name).inc()
         metrics.CONNECTIONS.labels(self.protocol_name).inc()
+        session = self.session
         try:
-            return await self.session.open()
+            payload = await session.open()
         except (Unavailable, DatabaseError):
             return await self.refuse_unavailable()
+        if session.closed:
+            # Closed while opening (a timer, a revocation): leave what open() joined after the close.
+            await session.close()
+            return None
+        return payload
 
     async def refuse_unavailable(self) -> None:
         metrics.REFUSALS.labels("unavailable").inc()

@@ -28,6 +28,15 @@ WebSocket buffer) closes it as a slow consumer (daphne has no backpressure, TRAP
 
 Sessions live in this process (``EngineServer.sockets``): with several server processes,
 polling needs sticky sessions, as Socket.IO itself does (docs/socketio.md).
+
+Pre-auth work is bounded (issue #11, docs/security.md): a session is *pending* from its
+handshake until the application says otherwise (``{"type": "engineio.pending", "pending":
+False}``, sent by ``SocketIOConsumer`` once a namespace is connected, and ``True`` again
+when none is); with ``max_pending_per_address`` pending sessions from one client address
+(``clientaddr.client_address``) a new handshake is refused with 429, with ``max_pending``
+in all with 503. A client's pings and pongs reach the application as ``{"type":
+"engineio.control"}`` so it can count them against its rate limit, and their payloads are
+at most ``MAX_CONTROL_PAYLOAD`` characters.
 """
 import asyncio
 from collections import deque
@@ -38,6 +47,8 @@ import logging
 import secrets
 from typing import Protocol
 
+from . import metrics
+from .clientaddr import client_address
 from .exceptions import CloseCode, ProtocolError
 from .protocol import socketio as codec
 
@@ -49,6 +60,9 @@ INBOUND_LIMIT = 256  # messages waiting for the application before a transport w
 WRITE_BATCH_WINDOW = 0.01  # seconds between two WebSocket writes of a session when packets queue up
 CLOSING_GRACE = 5.0  # seconds a closing polling session waits for the GET that takes its last packets
 APP_STOP_TIMEOUT = 10.0  # seconds the application has to end after the disconnect before it is cancelled
+MAX_CONTROL_PAYLOAD = 16  # characters of a client's ping or pong payload ("probe" is 5); more closes the session
+CONTROL = {"type": "engineio.control"}
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two log lines about refused handshakes
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class EngineOptions:
     ping_timeout: float  # seconds
     max_payload: int  # bytes of one POST body or WebSocket frame
     max_buffer: int  # bytes waiting to be written before the session is closed as a slow consumer
+    max_pending_per_address: int | None = None  # pending sessions (see above) of one client address; None: no cap
+    max_pending: int | None = None  # pending sessions of this process; None: no cap
 
 
 class State(enum.Enum):
@@ -86,6 +102,15 @@ class PollError(Exception):
         super().__init__(code)
 
 
+class TooManySessions(Exception):
+    """A handshake refused because too many sessions are pending: HTTP ``status`` (429 or 503)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(code)
+
+
 class EngineServer:
     """The Engine.IO sessions of one application in this process, by sid."""
 
@@ -94,13 +119,50 @@ class EngineServer:
         self.options = options  # read for each new session: settings may change (tests)
         self.check_origin = check_origin
         self.sockets: dict[str, "EngineSocket"] = {}
+        self.pending: dict[str, int] = {}  # client address -> its pending sessions (none: no key)
+        self.pending_total = 0
+        self._refusal_logged = float("-inf")
+
+    def admit(self, scope: dict) -> str:
+        """The client address of a handshake, or TooManySessions if that address, or the
+        process, has too many pending sessions."""
+        options = self.options()
+        address = client_address(scope)
+        if options.max_pending is not None and self.pending_total >= options.max_pending:
+            self._refuse(503, "server_busy")
+        if options.max_pending_per_address is not None and self.pending.get(address, 0) >= options.max_pending_per_address:
+            self._refuse(429, "too_many_sessions")
+        return address
 
     def open(self, scope: dict, transport: str, ws: WebSocketCarrier | None = None) -> "EngineSocket":
-        """A new session; the caller sends its OPEN packet, then calls ``start()``."""
+        """A new session; the caller sends its OPEN packet, then calls ``start()``.
+
+        TooManySessions if the client's address, or the process, has too many pending sessions.
+        """
+        options = self.options()
+        address = self.admit(scope)
         sid = secrets.token_urlsafe(15)
-        sock = EngineSocket(self, sid, scope, self.options(), transport, ws)
+        sock = EngineSocket(self, sid, scope, options, transport, ws, address)
         self.sockets[sid] = sock
+        self.count_pending(address, 1)
         return sock
+
+    def _refuse(self, status: int, code: str) -> None:
+        metrics.REFUSALS.labels(code).inc()
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._refusal_logged > REFUSAL_LOG_INTERVAL:
+            # Once a minute at most: a flood of handshakes must not flood the log too.
+            self._refusal_logged = loop.time()
+            logger.warning("Refusing Engine.IO handshakes: %s (%d pending sessions)", code, self.pending_total)
+        raise TooManySessions(status, code)
+
+    def count_pending(self, address: str, delta: int) -> None:
+        count = self.pending.get(address, 0) + delta
+        if count > 0:
+            self.pending[address] = count
+        else:
+            self.pending.pop(address, None)
+        self.pending_total += delta
 
     def get(self, sid: str | None) -> "EngineSocket | None":
         return self.sockets.get(sid) if sid else None
@@ -121,9 +183,11 @@ def app_scope(scope: dict, sid: str, transport: str) -> dict:
 
 class EngineSocket:
     def __init__(self, server: EngineServer, sid: str, scope: dict, options: EngineOptions,
-                 transport: str, ws: WebSocketCarrier | None) -> None:
+                 transport: str, ws: WebSocketCarrier | None, address: str = "unknown") -> None:
         self.server = server
         self.sid = sid
+        self.address = address  # the client's, for the pending-session caps
+        self.pending = True  # no namespace connected yet (counted in server.pending)
         self.options = options
         self.scope = app_scope(scope, sid, transport)
         self.transport = transport
@@ -182,11 +246,17 @@ class EngineSocket:
         await asyncio.sleep(CLOSING_GRACE)
         await self._finish(False)
 
+    def set_pending(self, pending: bool) -> None:
+        if pending != self.pending:
+            self.pending = pending
+            self.server.count_pending(self.address, 1 if pending else -1)
+
     async def _finish(self, by_client: bool) -> None:
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
         self.server.forget(self)
+        self.set_pending(False)
         current = asyncio.current_task()
         for task in (*self._tasks, self._flusher):
             if task is not None and task is not current:
@@ -254,6 +324,9 @@ class EngineSocket:
             await self.send(codec.message(text if text is not None else message.get("bytes") or b""))
         elif kind == "websocket.close":
             await self.close("closed by the server", code=message.get("code") or CloseCode.NORMAL, graceful=True)
+        elif kind == "engineio.pending":
+            if self.state is not State.CLOSED:
+                self.set_pending(bool(message.get("pending")))
         # websocket.accept: the session is open already
 
     async def _handled(self, target: int, timeout: float | None) -> None:
@@ -343,11 +416,18 @@ class EngineSocket:
                        else {"type": "websocket.receive", "text": packet.data})
             if self._fed - self._done > INBOUND_LIMIT:
                 await self._handled(self._fed - INBOUND_LIMIT, None)
-        elif kind == codec.PONG:
-            self._pong.set()
-        elif kind == codec.PING:
-            # Engine.IO v4 servers ping; answer a client's ping anyway, as python-engineio does.
-            await self.send(codec.encode_packet(codec.PONG, packet.data))
+        elif kind in (codec.PONG, codec.PING):
+            if packet.data is not None and len(packet.data) > MAX_CONTROL_PAYLOAD:
+                await self.close("ping payload too big", code=CloseCode.PROTOCOL_ERROR)
+                return
+            self._feed(CONTROL)  # the application counts it (rate limit)
+            if kind == codec.PONG:
+                self._pong.set()
+            else:
+                # Engine.IO v4 servers ping; answer a client's ping anyway, as python-engineio does.
+                await self.send(codec.encode_packet(codec.PONG, packet.data))
+            if self._fed - self._done > INBOUND_LIMIT:
+                await self._handled(self._fed - INBOUND_LIMIT, None)
         elif kind == codec.CLOSE:
             await self.close("closed by the client", by_client=True)
         elif kind != codec.NOOP:

@@ -4,7 +4,15 @@ Both wire protocols (``/ws/`` native JSON and ``/socket.io/``) hold a Session an
 only encode what it returns: one place decides auth, rooms, permissions, commands
 and payloads. ``handle()`` never raises: every failure becomes a ``Reply`` with
 an error, which the transport encodes as an ack or as the command's error event.
+
+No work after close (issue #11): ``close()`` marks the session closed at once, then leaves
+its rooms. Subscribe, unsubscribe, recheck and close of one session run one at a time
+(``_serial``), and each checks ``closed`` after every await: a subscribe interrupted by a
+close stops, and the close, which waits for it, leaves every room it had joined. So no
+room, hub membership or subscription gauge outlives the socket.
 """
+import asyncio
+import contextlib
 from dataclasses import dataclass
 import inspect
 import logging
@@ -53,6 +61,11 @@ class Reply:
         return {"code": self.error_code, "message": self.error_message}
 
 
+class SessionClosed(CommandError):
+    code = "connection_closed"
+    default_message = "The connection is closed"
+
+
 class Session:
     def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None,
                  connection_id: str | None = None) -> None:
@@ -64,6 +77,8 @@ class Session:
         self.rooms: set[str] = set()
         self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
         self.expiry_warned = False
+        self.closed = False  # set by close(): work in flight stops at its next await
+        self._serial_entry: list | None = None  # [asyncio.Lock, users] only while a membership change runs
 
     @property
     def caller(self) -> Caller:
@@ -88,10 +103,30 @@ class Session:
         }
 
     async def close(self) -> None:
-        rooms, self.rooms = set(self.rooms), set()
-        await self.hub.leave_all(self.connection, rooms)
-        for room in rooms:
-            metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").dec()
+        """Leave every room. Closes at once for work in flight, which stops at its next await;
+        safe to call again (it leaves whatever was joined since, e.g. by an ``open`` that raced it)."""
+        self.closed = True
+        async with self._serial():
+            rooms, self.rooms = set(self.rooms), set()
+            await self.hub.leave_all(self.connection, rooms)
+            for room in rooms:
+                metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").dec()
+
+    @contextlib.asynccontextmanager
+    async def _serial(self):
+        """One membership change of this session at a time. The lock exists only while one
+        runs or waits (an idle socket keeps none: per-socket memory, docs/benchmarks.md)."""
+        entry = self._serial_entry
+        if entry is None:
+            entry = self._serial_entry = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1] and self._serial_entry is entry:
+                self._serial_entry = None
 
     def _joined(self, room: str) -> None:
         self.rooms.add(room)
@@ -114,6 +149,8 @@ class Session:
     async def _handle(self, name: str, data: object) -> Reply:
         error_event = ERROR
         try:
+            if self.closed:
+                raise SessionClosed()
             if not EVENT_NAME_RE.match(name):
                 raise InvalidInput("Invalid event name", code="invalid_event")
             if name == AUTH_REFRESH:
@@ -159,28 +196,37 @@ class Session:
 
     async def subscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
-        allowed, refused = await run_sync_db(uncached(check_rooms), self.user, rooms)
-        joined = []
-        for room in allowed:
-            if room in self.rooms:
+        async with self._serial():
+            if self.closed:
+                raise SessionClosed()
+            allowed, refused = await run_sync_db(uncached(check_rooms), self.user, rooms)
+            joined = []
+            for room in allowed:
+                if self.closed:
+                    # Closed meanwhile: stop; the close (waiting for us) leaves what was joined.
+                    raise SessionClosed()
+                if room in self.rooms:
+                    joined.append(room)
+                    continue
+                if len(self.rooms) >= rt_settings.MAX_ROOMS_PER_CONNECTION:
+                    refused.append({"room": room, "reason": "too_many_rooms"})
+                    continue
+                await self.hub.join(self.connection, room)
+                self._joined(room)
                 joined.append(room)
-                continue
-            if len(self.rooms) >= rt_settings.MAX_ROOMS_PER_CONNECTION:
-                refused.append({"room": room, "reason": "too_many_rooms"})
-                continue
-            await self.hub.join(self.connection, room)
-            self._joined(room)
-            joined.append(room)
         return {"topic": topic, "rooms": joined, "refused": refused}
 
     async def unsubscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
         left = []
-        for room in dict.fromkeys(rooms):
-            if room in self.rooms and room != user_room(self.user.pk):
-                await self.hub.leave(self.connection, room)
-                self._left(room)
-                left.append(room)
+        async with self._serial():
+            for room in dict.fromkeys(rooms):
+                if self.closed:
+                    raise SessionClosed()
+                if room in self.rooms and room != user_room(self.user.pk):
+                    await self.hub.leave(self.connection, room)
+                    self._left(room)
+                    left.append(room)
         return {"topic": topic, "rooms": left}
 
     async def refresh_token(self, data: object) -> dict:
@@ -199,19 +245,30 @@ class Session:
         return {"expiresAt": self.expires_at}
 
     async def recheck(self) -> list[str]:
-        """Reload the user and leave the rooms they may no longer join; returns the rooms left."""
-        user = await run_sync_db(_reload_user, self.user)
-        if user is None:
-            return []
-        self.user = user
-        own = user_room(user.pk)
-        others = [room for room in self.rooms if room != own]
-        _, refused = await run_sync_db(uncached(check_rooms), user, others)
-        dropped = [r["room"] for r in refused]
-        for room in dropped:
-            await self.hub.leave(self.connection, room)
-            self._left(room)
-        return dropped
+        """Reload the user and leave the rooms they may no longer join; returns the rooms left.
+
+        After any subscribe in flight (``_serial``), so a room joined under a permission
+        removed meanwhile is checked too; nothing once the session is closed."""
+        async with self._serial():
+            if self.closed:
+                return []
+            user = await run_sync_db(_reload_user, self.user)
+            if user is None or self.closed:
+                return []
+            self.user = user
+            own = user_room(user.pk)
+            others = [room for room in self.rooms if room != own]
+            _, refused = await run_sync_db(uncached(check_rooms), user, others)
+            dropped = []
+            for r in refused:
+                room = r["room"]
+                if self.closed:
+                    break  # the close leaves the rest
+                if room in self.rooms:
+                    await self.hub.leave(self.connection, room)
+                    self._left(room)
+                    dropped.append(room)
+            return dropped
 
 
 PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")

@@ -12,10 +12,17 @@ namespace"}``, as every Socket.IO server answers): the token is the CONNECT pack
 auth payload (``io(url, {auth: {token}})``), else the handshake's ``Authorization``
 header or ``token`` query parameter. A refusal is CONNECT_ERROR ``{"message": code,
 "data": {"code", "message"}}``: the client's ``connect_error`` ``err.message`` is
-``token_missing``, ``token_invalid``, ``token_expired`` or ``user_inactive``. The
-Engine.IO session stays for a retry; with no namespace connected it is closed after
-``SOCKETIO_CONNECT_TIMEOUT`` seconds. Accepted: ``40{"sid": connectionId}``, then the
-``connected`` event of ``/ws/``.
+``token_missing``, ``token_invalid``, ``token_expired``, ``token_revoked`` or
+``user_inactive``. The Engine.IO session stays for a retry; with no namespace connected it
+is closed after ``SOCKETIO_CONNECT_TIMEOUT`` seconds. Accepted: ``40{"sid": connectionId}``,
+then the ``connected`` event of ``/ws/``.
+
+Every CONNECT is an authentication (issue #11, docs/security.md): a namespace DISCONNECT
+(``41``) leaves the user's rooms, so a later CONNECT on the same Engine.IO session checks
+its token again exactly like a new connection (expiry, revocation, ``is_active``), the
+packet's or the handshake's, which is the only part of the handshake request kept; and
+each DISCONNECT re-arms the connect deadline. CONNECT and DISCONNECT count against the
+rate limit, as Engine.IO pings and pongs do (``engineio.control``).
 
 Commands: ``42["subscribe:inventory",{...}]``. With an ack id the answer is
 ``43<id>[{"data": result}]`` or ``43<id>[{"error": {"code", "message"}}]``; without, a
@@ -34,7 +41,7 @@ from channels.exceptions import StopConsumer
 from . import metrics
 from .auth import AuthResult, authenticate, token_from_scope
 from .conf import rt_settings
-from .consumers import SocketConsumer
+from .consumers import SocketConsumer, forget_handshake
 from .engineio import EngineOptions
 from .events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
 from .exceptions import CloseCode, ProtocolError
@@ -45,6 +52,9 @@ from .session import Reply
 logger = logging.getLogger("realtime.socketio")
 
 INVALID_NAMESPACE = "Invalid namespace"
+# To the Engine.IO session (engineio.py): whether it counts as one with no namespace connected.
+PENDING = {"type": "engineio.pending", "pending": True}
+NOT_PENDING = {"type": "engineio.pending", "pending": False}
 WIRE_KEY = codec.NAME + "/ws-frame"  # an event's Engine.IO message as a WebSocket frame, in Event.frames
 MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
 
@@ -71,7 +81,8 @@ class SocketIOConsumer(SocketConsumer):
         self.connecting: str | None = None  # the namespace whose CONNECT is being handled
         self.refused = 0
         self._welcome: dict | None = None
-        self._deadline: asyncio.Task | None = None
+        self._deadline: asyncio.Task | None = None  # alive only while no namespace is connected
+        self._token: str | None = None  # the handshake's token, checked again at each CONNECT without one
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -95,8 +106,26 @@ class SocketIOConsumer(SocketConsumer):
     # -- the virtual WebSocket -----------------------------------------------------------
 
     async def websocket_connect(self, message):
+        # The handshake's token is kept (to be checked again at each CONNECT); the rest of the
+        # request (headers, cookies, query string) and any authentication made from it are
+        # dropped: the scope lives as long as the session (docs/security.md).
+        self._token = token_from_scope(self.scope)[0]
+        forget_handshake(self.scope)
+        self.scope.pop("realtime.auth", None)
+        self.scope.pop("user", None)
         await self.base_send({"type": "websocket.accept"})
+        self._arm_deadline()
+
+    def _arm_deadline(self) -> None:
+        """Close the session if no namespace is connected ``connect_timeout()`` from now."""
+        if self._deadline is not None:
+            self._deadline.cancel()
         self._deadline = asyncio.ensure_future(self._close_unless_connected(self.connect_timeout()))
+
+    def _disarm_deadline(self) -> None:
+        deadline, self._deadline = self._deadline, None
+        if deadline is not None and deadline is not asyncio.current_task():
+            deadline.cancel()
 
     async def _close_unless_connected(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -123,15 +152,45 @@ class SocketIOConsumer(SocketConsumer):
         if packet.type == codec.CONNECT:
             if namespace in self.connected:
                 return await self.fail("invalid_state", "Namespace already connected", CloseCode.PROTOCOL_ERROR)
+            if not await self.admit():
+                # Each CONNECT costs a token check (a database query) and a Redis round trip.
+                if not self.closed:
+                    await self.send_frame(codec.encode_connect_error(
+                        namespace, "rate_limited", {"code": "rate_limited", "message": "Too many messages; slow down"}))
+                    await self.count_refusal()
+                return
             return await self.on_connect(namespace, packet.data)
         if namespace not in self.connected:
             return await self.fail("invalid_state", "Namespace not connected", CloseCode.PROTOCOL_ERROR)
         if packet.type == codec.DISCONNECT:
             del self.connected[namespace]
-            return await self.disconnect_namespace(namespace)
+            await self.disconnect_namespace(namespace)
+            if not self.connected and not self.closed:
+                await self.base_send(PENDING)
+                self._arm_deadline()
+            await self.admit()  # counted after it is done: a DISCONNECT is never refused
+            return
         if packet.type in (codec.EVENT, codec.BINARY_EVENT):
             return await self.handle_event(namespace, packet.event, packet.args, packet.id)
         # ACK: the server emits nothing with a callback, so there is nothing to match.
+
+    async def engineio_control(self, message):
+        """An Engine.IO ping or pong from the client (engineio.py): counted like any message."""
+        if not self.closed:
+            await self.admit()
+
+    async def admit(self) -> bool:
+        if codec.DEFAULT_NAMESPACE in self.connected:
+            return await super().admit()
+        # No namespace connected: no ``error`` event to send (a refused CONNECT says why).
+        if self.bucket.take():
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        metrics.RATE_LIMITED.labels(self.protocol_name).inc()
+        if self.strikes >= rt_settings.RATE_LIMIT_CLOSE_AFTER:
+            await self.close(CloseCode.RATE_LIMITED, "rate_limited")
+        return False
 
     async def websocket_disconnect(self, message):
         if not self.closed:
@@ -151,17 +210,22 @@ class SocketIOConsumer(SocketConsumer):
             sid = await self.connect_namespace(namespace, auth)
         except ConnectRefused as e:
             await self.send_frame(codec.encode_connect_error(namespace, e.message, e.data))
-            self.refused += 1
-            if self.refused >= MAX_REFUSED_CONNECTS:
-                await self.close(CloseCode.RATE_LIMITED, "too_many_refused_connects")
+            await self.count_refusal()
             return
         finally:
             self.connecting = None
         if sid is None or self.closed:
             return
         self.connected[namespace] = sid
+        self._disarm_deadline()
+        await self.base_send(NOT_PENDING)
         await self.send_frame(codec.encode_connect(namespace, sid))
         await self.namespace_connected(namespace, auth)
+
+    async def count_refusal(self) -> None:
+        self.refused += 1
+        if self.refused >= MAX_REFUSED_CONNECTS:
+            await self.close(CloseCode.RATE_LIMITED, "too_many_refused_connects")
 
     async def fail(self, code: str, message: str, close_code: CloseCode) -> None:
         """Bad input at the protocol level: say why (if we can), then close."""
@@ -244,18 +308,17 @@ class SocketIOConsumer(SocketConsumer):
         return self.session.connection_id
 
     async def namespace_connected(self, namespace: str, auth: object) -> None:
-        await self.send_frame(self.event_message(CONNECTED, self._welcome))
+        welcome, self._welcome = self._welcome, None
+        await self.send_frame(self.event_message(CONNECTED, welcome))
         logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
                     extra=self.log_fields("connect"))
 
     async def authenticate_connect(self, auth: object) -> AuthResult:
-        """The CONNECT auth payload's token, else the handshake request's (header or query)."""
+        """The CONNECT auth payload's token, else the handshake request's (header or query),
+        checked now: never an authentication remembered from the handshake or an earlier CONNECT."""
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
-            known = self.scope.get("realtime.auth")  # WebSocket handshakes went through JWTAuthMiddleware
-            if known is not None:
-                return known
-            token, _ = token_from_scope(self.scope)
+            token = self._token
         if isinstance(token, str) and token[:7].lower() == "bearer ":
             token = token[7:].strip()
         return await authenticate(token)
@@ -294,7 +357,13 @@ def engine_options() -> EngineOptions:
         ping_timeout=float(rt_settings.PING_TIMEOUT),
         max_payload=int(rt_settings.SOCKETIO_MAX_PAYLOAD),
         max_buffer=int(rt_settings.MAX_OUTBOUND_BACKLOG_BYTES),
+        max_pending_per_address=_cap(rt_settings.SOCKETIO_MAX_PENDING_PER_ADDRESS),
+        max_pending=_cap(rt_settings.SOCKETIO_MAX_PENDING),
     )
+
+
+def _cap(value) -> int | None:
+    return None if value is None else int(value)
 
 
 __all__ = ["ConnectRefused", "SocketIOConsumer", "engine_options"]

@@ -18,7 +18,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
 from .direct import DirectConsumer
-from .engineio import EngineServer, EngineSocket, PollError
+from .engineio import EngineServer, EngineSocket, PollError, TooManySessions
 from .exceptions import CloseCode, ProtocolError
 from .origins import origin_allowed
 from .outbound import SLOW_CLOSE_GRACE, asyncio_transport, backlog_probe, direct_writer, transport_aborter
@@ -93,8 +93,15 @@ class WebSocketTransport(_Transport):
             logger.info("Refused an Engine.IO WebSocket from a forbidden origin")
             return await self.refuse()
         if request.sid is None:
+            try:
+                self.server.admit(self.scope)
+            except TooManySessions as e:
+                return await self.refuse(e.status, codec.engine_error(e.code))
             await self.base_send({"type": "websocket.accept"})
-            self.session = self.server.open(self.scope, "websocket", ws=self)
+            try:
+                self.session = self.server.open(self.scope, "websocket", ws=self)
+            except TooManySessions:
+                return await self.close(CloseCode.TOO_MANY_CONNECTIONS)  # filled up while accepting
             await self.send(self.session.open_packet())
             self.session.start()
             return
@@ -106,8 +113,15 @@ class WebSocketTransport(_Transport):
         self.session = session
         session.begin_upgrade(self)
 
-    async def refuse(self) -> None:
+    async def refuse(self, status: int = 403, body: str = "") -> None:
+        """Refuse the handshake: with ``status`` and ``body`` where the server can send them
+        (the ASGI ``websocket.http.response`` extension: uvicorn), else HTTP 403 (daphne)."""
         self.closed = True
+        if status != 403 and "websocket.http.response" in (self.scope.get("extensions") or {}):
+            await self.base_send({"type": "websocket.http.response.start", "status": status,
+                                  "headers": [(b"content-type", JSON)]})
+            await self.base_send({"type": "websocket.http.response.body", "body": body.encode()})
+            return
         await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
 
     async def websocket_receive(self, message):
@@ -215,7 +229,10 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
         if request.sid is None:
             if method != "GET":
                 return await self.reply(400, codec.engine_error("bad_handshake_method"), JSON)
-            session = self.server.open(self.scope, "polling")
+            try:
+                session = self.server.open(self.scope, "polling")
+            except TooManySessions as e:
+                return await self.reply(e.status, codec.engine_error(e.code), JSON)
             session.start()
             return await self.reply(200, session.open_packet())
         session = self.server.get(request.sid)

@@ -62,6 +62,9 @@ ENGINE_ERRORS = {
     "bad_request": (3, "Bad request"),
     "forbidden": (4, "Forbidden"),
     "unsupported_protocol_version": (5, "Unsupported protocol version"),
+    # Ours (issue #11): a handshake refused while too many sessions have no namespace connected.
+    "too_many_sessions": (6, "Too many pending sessions from this address"),
+    "server_busy": (7, "Too many pending sessions; retry later"),
 }
 
 

@@ -255,7 +255,8 @@ async def test_a_flood_of_commands_is_rate_limited_with_ack_errors(sock, viewer)
         if frame.startswith("43"):
             body = json.loads(frame[frame.index("["):])[0]
             codes.append(body["error"]["code"] if "error" in body else "ok")
-    assert codes.count("ok") >= 40 and codes.count("rate_limited") >= 1, codes
+    # The burst is 40 messages, the CONNECT (and any pong) being counted too.
+    assert codes.count("ok") >= 38 and codes.count("rate_limited") >= 1, codes
 
 
 async def test_past_the_per_user_cap_connect_error_too_many_connections(sock, viewer):

@@ -2,9 +2,11 @@
 //
 // Environment: SIO_URL, SIO_OPTIONS (JSON: the io() options), SIO_RESUBSCRIBE (JSON
 // [event, data]: emitted with an ack on every connect, as an app re-subscribes after a
-// reconnection), SIO_LIFETIME_MS (the process exits by itself after this long).
+// reconnection), SIO_LIFETIME_MS (the process exits by itself after this long), SIO_KEEPER
+// (a second namespace of the same Manager, still waiting for its auth, so the Engine.IO
+// session stays open when "/" disconnects, as in an app with several namespaces).
 // Out: {type: "open"|"connect"|"upgrade"|"connect_error"|"disconnect"|"reconnect"|"event"|"ack"|"resubscribed", ...}
-// In:  {do: "emit", event, data?, ack?, id?} | {do: "connect", auth?} | {do: "close"}
+// In:  {do: "emit", event, data?, ack?, id?} | {do: "connect", auth?} | {do: "disconnect"} | {do: "close"}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -14,6 +16,11 @@ const resubscribe = process.env.SIO_RESUBSCRIBE ? JSON.parse(process.env.SIO_RES
 setTimeout(() => process.exit(3), Number(process.env.SIO_LIFETIME_MS || 60000)).unref();
 
 const socket = io(process.env.SIO_URL, options);
+if (process.env.SIO_KEEPER) {
+  // Active (it waits for its auth callback) but never sends a CONNECT: the Manager keeps the
+  // Engine.IO session open while "/" is disconnected, and "/" reconnects on that same session.
+  socket.io.socket("/keeper", { auth: () => {} }).connect();
+}
 
 socket.io.on("open", () => {
   const engine = socket.io.engine;
@@ -21,7 +28,7 @@ socket.io.on("open", () => {
   engine.once("upgrade", (transport) => out({ type: "upgrade", transport: transport.name }));
 });
 socket.on("connect", () => {
-  out({ type: "connect", id: socket.id, transport: socket.io.engine.transport.name });
+  out({ type: "connect", id: socket.id, transport: socket.io.engine.transport.name, engineId: socket.io.engine.id });
   if (resubscribe) {
     socket.timeout(5000).emit(resubscribe[0], resubscribe[1], (err, reply) =>
       out({ type: "resubscribed", error: err ? err.message : null, reply }));
@@ -45,6 +52,10 @@ lines.on("line", (line) => {
   } else if (cmd.do === "connect") {
     if ("auth" in cmd) socket.auth = cmd.auth;
     socket.connect();
+  } else if (cmd.do === "disconnect") {
+    socket.disconnect();
+    out({ type: "disconnected", engine: socket.io.engine ? socket.io.engine.readyState : null,
+          engineId: socket.io.engine ? socket.io.engine.id : null });
   } else if (cmd.do === "close") {
     socket.close();
     out({ type: "closed" });

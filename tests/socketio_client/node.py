@@ -24,10 +24,12 @@ def node_binary() -> str:
 class NodeClient:
     """``driver.mjs``: one socket.io-client socket, driven over stdin/stdout JSON lines."""
 
-    def __init__(self, url: str, options: dict | None = None, *, resubscribe: list | None = None) -> None:
+    def __init__(self, url: str, options: dict | None = None, *, resubscribe: list | None = None,
+                 keeper: bool = False) -> None:
         self.url = url
         self.options = options or {}
         self.resubscribe = resubscribe
+        self.keeper = keeper
         self.proc: asyncio.subprocess.Process | None = None
         self.seen: list[dict] = []  # every message, in order
         self._taken: set[int] = set()  # indexes of messages already returned by next()
@@ -37,6 +39,8 @@ class NodeClient:
         env = {**os.environ, "SIO_URL": self.url, "SIO_OPTIONS": json.dumps(self.options), "SIO_LIFETIME_MS": "60000"}
         if self.resubscribe is not None:
             env["SIO_RESUBSCRIBE"] = json.dumps(self.resubscribe)
+        if self.keeper:
+            env["SIO_KEEPER"] = "1"
         self.proc = await asyncio.create_subprocess_exec(
             node_binary(), str(HERE / "driver.mjs"), cwd=ROOT, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
