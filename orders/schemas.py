@@ -17,7 +17,7 @@ def _change(values: list[str]) -> dict:
 
 register_event(events.ORDER_UPDATED, obj({
     "orderId": ID, "number": string(), "customerId": ID,
-    "status": string(enum=Status.values), "previousStatus": string(enum=Status.values),
+    "status": string(enum=Status.values), "previousStatus": nullable(string(enum=Status.values)),
     "paymentStatus": string(enum=PaymentStatus.values), "fulfillmentStatus": string(enum=FulfillmentStatus.values),
     "changes": {**mapping(), "properties": {key: _change(values) for key, values in STATES.items()},
                 "additionalProperties": False, "description": "What changed: from -> to (from is null on creation)"},

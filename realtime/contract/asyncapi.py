@@ -6,6 +6,7 @@ replies and notices), and ``receive`` s commands on the socket, each with its ``
 and its error codes. Every message's payload is the whole envelope of ``realtime.events``, its
 ``data`` being the schema declared in the catalog. See docs/contract.md.
 """
+import json
 import re
 
 from realtime.commands import registry as commands
@@ -221,3 +222,17 @@ def document(*, host: str = "localhost:8000", secure: bool = False, title: str =
             },
         },
     }
+
+
+def render(doc: dict, format: str = "json") -> str:
+    """The document as JSON (indented) or YAML (needs PyYAML)."""
+    if format == "yaml":
+        try:
+            import yaml
+        except ImportError as e:
+            raise RuntimeError("YAML output needs PyYAML (pip install PyYAML); JSON needs nothing") from e
+        # Through JSON first: shared sub-schemas would otherwise become YAML anchors and aliases.
+        return yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False, allow_unicode=True, width=120)
+    if format != "json":
+        raise ValueError(f"Unknown format {format!r}: json or yaml")
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
