@@ -51,12 +51,12 @@ def _publisher() -> str | None:
 
 
 class PublishedEventChecker:
-    """``with PublishedEventChecker() as checker: ...`` then ``checker.violations``."""
+    """``with PublishedEventChecker() as checker: ...`` then ``checker.violations`` (and ``checker.seen``)."""
 
     def __init__(self, skip_modules: tuple[str, ...] = ("tests", "bench")) -> None:
         self.skip_modules = skip_modules
         self.violations: list[str] = []
-        self.checked = 0
+        self.seen: set[tuple[str, str]] = set()  # (event, type) of every event checked
         self._original = None
 
     def _skipped(self, module: str) -> bool:
@@ -71,7 +71,7 @@ class PublishedEventChecker:
             module = _publisher()
             if module is not None and not self._skipped(module):
                 envelope = json.loads(built.json)  # what goes on the wire: dates and decimals as strings
-                self.checked += 1
+                self.seen.add((envelope["event"], envelope["type"]))
                 self.violations += [f"{problem} (published by {module})"
                                     for problem in validate_event(envelope["event"], envelope["type"], envelope["data"])]
             return built
