@@ -47,6 +47,11 @@ export type Ack<R, C extends string = string> =
 """
 
 
+def _comment(text: str) -> str:
+    """Text safe inside a ``/** */`` comment."""
+    return " ".join(str(text).split()).replace("*/", "*\\/")
+
+
 def _literal(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -102,7 +107,7 @@ def _object(schema: dict, indent: str) -> str:
     for name, sub in properties.items():
         doc = sub.get("description")
         if doc:
-            lines.append(f"{inner}/** {doc} */")
+            lines.append(f"{inner}/** {_comment(doc)} */")
         optional = "" if name in required else "?"
         lines.append(f"{inner}{_prop(name)}{optional}: {ts_type(sub, inner)};")
     if extra is not False:
@@ -134,7 +139,7 @@ def declarations() -> str:
         if spec.error:
             continue
         suffix = spec.type if spec.type != spec.name else ""
-        doc = f"/** `{spec.name}`{f' type `{spec.type}`' if suffix else ''}: {spec.description} */\n"
+        doc = f"/** `{spec.name}`{f' type `{spec.type}`' if suffix else ''}: {_comment(spec.description)} */\n"
         out.append(f"{doc}export type {type_name(spec.name, suffix)}Data = {ts_type(spec.schema)};\n")
     for spec in commands:
         base = type_name(spec.name)
@@ -160,7 +165,7 @@ def declarations() -> str:
         data = "data?: null | Record<string, never>" if spec.data is None else f"data: {base}Args"
         if spec.data is not None and not spec.data.get("required"):
             data = f"data?: {base}Args"
-        lines.append(f"  /** {spec.description or spec.name} Error event without an ack: "
+        lines.append(f"  /** {_comment(spec.description or spec.name)} Error event without an ack: "
                      f"`{asyncapi.error_event_of(spec.name)}`. */")
         lines.append(f"  {_literal(spec.name)}: ({data}, {ack}) => void;")
     lines.append("}\n")

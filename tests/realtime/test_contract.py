@@ -292,3 +292,13 @@ def test_the_snippets_fail_to_compile_when_the_contract_lacks_an_event(ts_folder
 ], ids=["enum", "nullable", "anyOf", "array", "mapping", "quoted-optional", "any"])
 def test_json_schema_to_typescript(schema, expected):
     assert typescript.ts_type(schema) == expected
+
+
+def test_public_api_is_pinned():
+    import realtime.contract
+
+    assert sorted(realtime.contract.__all__) == ["catalog", "describe_command", "describe_topic", "register_event"]
+
+
+def test_comments_cannot_break_out_of_the_declarations():
+    assert typescript._comment("closes */ early\nand wraps") == "closes *\\/ early and wraps"
