@@ -18,7 +18,6 @@ from shopify_sync.progress import sync_job
 from shopify_sync.webhooks import summarize
 from tests.domain import make_item, make_level, subscribe
 
-DOMAIN_APPS = ("inventory", "orders", "shopify_sync", "notifications")
 
 
 def domain_events() -> set[tuple[str, str]]:
