@@ -9,6 +9,7 @@ STAFF = "staff"
 
 
 def is_staff(user, ident) -> bool:
+    """Staff accounts (is_staff)."""
     return bool(user.is_staff)
 
 

@@ -65,6 +65,10 @@ class Policy:
             return False, FORBIDDEN
         return (True, None) if kind.rule(user, ident) else (False, FORBIDDEN)
 
+    def kinds(self) -> list[RoomKind]:
+        """The registered room kinds (for the event contract, docs/contract.md)."""
+        return list(self._kinds.values())
+
     def kind_of(self, room: str) -> str | None:
         resolved = self.resolve(room)
         return resolved[0].name if resolved else None
@@ -82,6 +86,7 @@ def has_perm(perm: str) -> Rule:
         return user.has_perm(perm)
 
     rule.__qualname__ = f"has_perm({perm!r})"
+    rule.__doc__ = f"The user holds the permission {perm}."
     return rule
 
 
@@ -91,6 +96,7 @@ def is_own_user(user, ident) -> bool:
 
 
 def anyone(user, ident) -> bool:
+    """Any authenticated, active user."""
     return True
 
 

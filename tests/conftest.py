@@ -209,3 +209,15 @@ def close_worker_thread_connections(django_db_setup):
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def published_events_match_contract():
+    """Every event the apps publish during a test matches its schema in the event contract
+    (docs/contract.md); events built by test code itself are not checked."""
+    from realtime.contract.testing import PublishedEventChecker
+
+    with PublishedEventChecker() as checker:
+        yield checker
+    if checker.violations:
+        pytest.fail("Published events drift from the contract:\n" + "\n".join(checker.violations), pytrace=False)

@@ -1,0 +1,29 @@
+"""The contract of ``notification`` (one data schema per type) and ``subscribe:staff`` (docs/events.md,
+Notifications; docs/contract.md)."""
+from realtime.contract import describe_topic, register_event
+from realtime.contract.schema import ANY, DATETIME, ID, mapping, nullable, obj, string
+
+from . import events
+from .models import Announcement
+from .rooms import STAFF
+
+BASE = {"title": string(), "message": string(), "level": string(enum=Announcement.Level.values)}
+
+register_event(events.NOTIFICATION, {"oneOf": [
+    obj({**BASE, "action": string(enum=["login", "logout"]), "userId": ID, "username": string()}),
+    obj({**BASE, "action": string(enum=["product_created", "product_updated"]), "productId": ID,
+         "productTitle": string(), "productStatus": string()}),
+]}, type=events.USER_ACTIVITY, rooms=[STAFF, "user:{userId}"],
+    description="A user logged in or out (also sent to their own room), or a product was created or updated.")
+
+for kind in (events.SYSTEM_EVENT, events.SYSTEM_MAINTENANCE):
+    register_event(events.NOTIFICATION, obj({
+        **BASE, "announcementId": ID, "kind": string(enum=Announcement.Kind.values), "sentAt": nullable(DATETIME),
+    }), type=kind, rooms=["broadcast"], description="An announcement from staff (the admin, or manage.py announce).")
+
+register_event(events.NOTIFICATION, obj({
+    **BASE, "alert": string(), "username": nullable(string()), "details": mapping(values=ANY),
+}), type=events.SECURITY_ALERT, rooms=[STAFF, "notifications:{userId}"],
+    description="A security alert, e.g. every 5th failed login for one username within 10 minutes.")
+
+describe_topic(STAFF, data=None, rooms=[STAFF], description="User activity and security alerts (staff only).")
