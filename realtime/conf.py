@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
     "METRICS_TOKEN": None,
     "HEALTH_TIMEOUT": 2.0,
+    # ``manage.py serve``: a request body over this many bytes is refused with 413 before it is
+    # read (by Content-Length; a chunked body when it passes it). Keep it above every endpoint's
+    # own limit (SHOPIFY_WEBHOOK_MAX_BYTES 1 MiB, SOCKETIO_MAX_PAYLOAD); docs/security.md.
+    "MAX_REQUEST_BODY_BYTES": 5 * 1024 * 1024,
     # Socket.IO (Engine.IO) options.
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
