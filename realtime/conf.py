@@ -38,8 +38,12 @@ DEFAULTS: dict[str, Any] = {
     # Concurrent sockets per user, across all processes when PRESENCE_REDIS_URL is set.
     "MAX_CONNECTIONS_PER_USER": 20,
     "PRESENCE_REDIS_URL": None,
-    "PRESENCE_PREFIX": "oda-rt",
+    # Presence keys' prefix; None: the REDIS_PREFIX.
+    "PRESENCE_PREFIX": None,
     "PRESENCE_LEASE": 90.0,
+    # The prefix of every Redis channel, group and key of the add-on; None: derived from the
+    # deployment's database and Redis database number (realtime/isolation.py, README).
+    "REDIS_PREFIX": None,
     # Observability (docs/observability.md): a bearer token that may read ``GET /metrics``
     # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
     "METRICS_TOKEN": None,
