@@ -56,6 +56,16 @@ DEFAULTS: dict[str, Any] = {
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
     "SOCKETIO_CONNECT_TIMEOUT": 20.0,
+    # Login and token refresh (realtime/throttling.py, docs/security.md): each account and each
+    # client address may fail this many times; each later failure blocks attempts (429 with
+    # Retry-After) for BASE_DELAY seconds, doubling up to MAX_DELAY. Failures are forgotten
+    # WINDOW seconds after the last one; a successful login clears its account. Shared in Redis
+    # when PRESENCE_REDIS_URL is set.
+    "LOGIN_THROTTLE_ACCOUNT_FAILURES": 5,
+    "LOGIN_THROTTLE_ADDRESS_FAILURES": 20,
+    "LOGIN_THROTTLE_BASE_DELAY": 1.0,
+    "LOGIN_THROTTLE_MAX_DELAY": 300.0,
+    "LOGIN_THROTTLE_WINDOW": 900.0,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],
