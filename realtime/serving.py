@@ -166,7 +166,8 @@ class BodyLimitedRequest(WebRequest):
         self.requestHeaders.removeHeader(b"expect")
         logger.info(
             "Refused a request body over MAX_REQUEST_BODY_BYTES (%s) from %s",
-            f"Content-Length {announced}" if announced is not None else "chunked", self.getClientAddress(),
+            f"Content-Length {announced}" if announced is not None else "chunked",
+            getattr(self.getClientAddress(), "host", "?"),
         )
         transport.write(TOO_LARGE_RESPONSE)
         channel.dataReceived = _discard
@@ -420,6 +421,8 @@ class SlimServer(Server):
         # Server.run() makes a stock HTTPFactory; the subclass only overrides buildProtocol.
         if type(factory) is HTTPFactory:
             factory.__class__ = BodyLimitedHTTPFactory
+        elif not isinstance(factory, BodyLimitedHTTPFactory):
+            logger.error("daphne made a %s: MAX_REQUEST_BODY_BYTES is not enforced", type(factory).__name__)
         self.__dict__["_http_factory"] = factory
 
     @property

@@ -172,3 +172,18 @@ def test_the_server_refuses_no_websocket_or_bodiless_request(server):
     finally:
         sock.close()
     assert status == b"HTTP/1.1 200 OK"
+
+
+def test_an_ordinary_client_sending_the_whole_body_reads_the_413(server):
+    """urllib writes the whole body before it reads: the refused bytes are discarded unread, so
+    it sees the 413 rather than a connection reset."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.url}{WEBHOOK}", data=b"x" * (64 * MiB), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413
+    assert json.loads(refused.value.read()) == {"error": "payload_too_large"}
+    assert temp_file_bytes(server) < 1 * MiB
