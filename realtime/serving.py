@@ -83,7 +83,6 @@ from daphne.access import AccessLogGenerator
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
-from twisted.internet import reactor
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
@@ -173,6 +172,8 @@ class BodyLimitedRequest(WebRequest):
         channel.dataReceived = _discard
         half_close = getattr(transport, "loseWriteConnection", None)
         if half_close is not None:
+            from twisted.internet import reactor  # daphne's (asyncio) reactor, installed by daphne.server
+
             half_close()  # the client reads the 413 and an end of stream, then closes
             self._linger_call = reactor.callLater(LINGER_SECONDS, transport.abortConnection)
         else:
