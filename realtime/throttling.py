@@ -64,10 +64,12 @@ def policies() -> dict[str, Backoff]:
 
 
 class MemoryStore:
-    """Per-process counts (the in-memory twin of ``RedisStore``); ``clock`` is injectable."""
+    """Per-process counts (the in-memory twin of ``RedisStore``); ``clock`` is injectable.
+    Bounded: past ``max_keys`` counts, forgotten ones are dropped, then the oldest."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self.clock = clock
+        self.max_keys = max_keys
         self.failures: dict[str, tuple[int, float]] = {}  # key -> (count, forget at)
         self.blocked: dict[str, float] = {}  # key -> blocked until
 
@@ -83,7 +85,17 @@ class MemoryStore:
         delay = policy.delay(count)
         if delay:
             self.blocked[key] = now + delay
+        if len(self.failures) > self.max_keys:
+            self._prune(now)
         return delay
+
+    def _prune(self, now: float) -> None:
+        self.failures = {k: v for k, v in self.failures.items() if v[1] > now}
+        excess = len(self.failures) - self.max_keys // 2
+        if excess > 0:
+            for key in list(self.failures)[:excess]:  # the least recently first seen
+                del self.failures[key]
+        self.blocked = {k: until for k, until in self.blocked.items() if until > now and k in self.failures}
 
     def reset(self, key: str) -> None:
         self.failures.pop(key, None)

@@ -55,6 +55,16 @@ def test_memory_store_blocks_forgets_and_resets():
     assert [mem.fail("k", policy) for _ in range(3)] == [0, 0, 1.0]
 
 
+def test_memory_store_stays_bounded():
+    clock = Clock()
+    mem = MemoryStore(clock, max_keys=100)
+    policy = Backoff(free=0, base=1.0, cap=1.0, window=60.0)
+    for i in range(1000):
+        mem.fail(f"k{i}", policy)
+    assert len(mem.failures) <= 101 and len(mem.blocked) <= 101
+    assert mem.wait(["k999"]) == 1.0  # the newest are kept
+
+
 def test_a_success_clears_the_account_but_not_the_address():
     mem = MemoryStore(Clock())
     policy = Backoff(free=0, base=10.0, cap=10.0, window=60.0)
