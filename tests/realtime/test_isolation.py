@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 import dj_database_url
 import pytest
+import redis as redis_lib
 import websockets
 
 from realtime import publish
@@ -139,6 +140,12 @@ async def test_two_deployments_on_one_redis_do_not_hear_each_other(settings, red
     with derived_server(url_a) as a, derived_server(url_a) as a2, derived_server(url_b) as b:
         sockets = {name: await subscribed(server, raw) for name, server in {"a": a, "a2": a2, "b": b}.items()}
         try:
+            # The per-user cap counts each deployment's sockets under its own keys.
+            db = dj_database_url.parse(database_url())
+            counts = [redis_lib.Redis.from_url(url).zcard(f"{deployment_prefix(db, url)}:presence:{user.pk}")
+                      for url in (url_a, url_b)]
+            assert counts == [2, 1]
+
             use_deployment_layer(settings, url_a)
             await database_sync_to_async(publish)("inventory:updated", {"available": 7}, ["inventory:location:4"])
             assert await hears(sockets["a"], "inventory:updated", 5)
