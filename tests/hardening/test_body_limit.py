@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 import select
+import shutil
 import socket
 import tempfile
 import time
@@ -31,9 +32,12 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the server stores webhoo
 def server(django_db_setup):
     tmpdir = tempfile.mkdtemp(prefix="bodylimit-")
     env = {"TMPDIR": tmpdir, "REALTIME_MAX_REQUEST_BODY_BYTES": str(LIMIT), "SHOPIFY_WEBHOOK_SECRET": SECRET}
-    with ServerProcess(redis_url=None, env=env) as srv:
-        srv.tmpdir = tmpdir
-        yield srv
+    try:
+        with ServerProcess(redis_url=None, env=env) as srv:
+            srv.tmpdir = tmpdir
+            yield srv
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def temp_file_bytes(server) -> int:
