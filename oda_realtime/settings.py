@@ -126,7 +126,16 @@ SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", True)
 # no per-channel capacity to drop events silently. REALTIME_CHANNEL_LAYER=core
 # selects the list-based core layer instead.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "asgi")
+# One prefix for every Redis channel, group and key of the add-on: REALTIME_REDIS_PREFIX
+# (CHANNEL_LAYER_PREFIX, its older name), else derived from the database and the Redis database
+# number, so deployments sharing a Redis never hear each other (realtime/isolation.py).
+from realtime.isolation import checked_prefix, deployment_prefix  # noqa: E402
+
+REDIS_PREFIX = checked_prefix(
+    os.environ.get("REALTIME_REDIS_PREFIX") or os.environ.get("CHANNEL_LAYER_PREFIX")
+    or deployment_prefix(DATABASES["default"], REDIS_URL)
+)
+CHANNEL_LAYER_PREFIX = REDIS_PREFIX
 if REDIS_URL:
     # redis-py 8 closes sockets idle for 5 s (TRAPS.md): give an explicit timeout
     # above the layer's blocking read, and a short connect timeout so a dead Redis
@@ -183,11 +192,14 @@ REALTIME = {
     "ALLOWED_ORIGINS": env_list("REALTIME_ALLOWED_ORIGINS", ""),
     # Count each user's sockets across processes (the per-user cap) in Redis when there is one.
     "PRESENCE_REDIS_URL": REDIS_URL or None,
+    "REDIS_PREFIX": REDIS_PREFIX,
 }
 # Any other realtime setting from REALTIME_<NAME> (JSON values: numbers, lists), e.g.
 # REALTIME_IDLE_TIMEOUT=90. See realtime/conf.py for the names and defaults.
 for _name, _value in os.environ.items():
-    if _name.startswith("REALTIME_") and _name not in ("REALTIME_ALLOWED_ORIGINS", "REALTIME_CHANNEL_LAYER"):
+    if _name.startswith("REALTIME_") and _name not in (
+        "REALTIME_ALLOWED_ORIGINS", "REALTIME_CHANNEL_LAYER", "REALTIME_REDIS_PREFIX"
+    ):
         try:
             REALTIME[_name[len("REALTIME_"):]] = json.loads(_value)
         except ValueError:

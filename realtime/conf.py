@@ -38,12 +38,20 @@ DEFAULTS: dict[str, Any] = {
     # Concurrent sockets per user, across all processes when PRESENCE_REDIS_URL is set.
     "MAX_CONNECTIONS_PER_USER": 20,
     "PRESENCE_REDIS_URL": None,
-    "PRESENCE_PREFIX": "oda-rt",
+    # Presence keys' prefix; None: the REDIS_PREFIX.
+    "PRESENCE_PREFIX": None,
     "PRESENCE_LEASE": 90.0,
+    # The prefix of every Redis channel, group and key of the add-on; None: derived from the
+    # deployment's database and Redis database number (realtime/isolation.py, README).
+    "REDIS_PREFIX": None,
     # Observability (docs/observability.md): a bearer token that may read ``GET /metrics``
     # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
     "METRICS_TOKEN": None,
     "HEALTH_TIMEOUT": 2.0,
+    # ``manage.py serve``: a request body over this many bytes is refused with 413 before it is
+    # read (by Content-Length; a chunked body when it passes it). Keep it above every endpoint's
+    # own limit (SHOPIFY_WEBHOOK_MAX_BYTES 1 MiB, SOCKETIO_MAX_PAYLOAD); docs/security.md.
+    "MAX_REQUEST_BODY_BYTES": 5 * 1024 * 1024,
     # Socket.IO (Engine.IO) options.
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
@@ -53,6 +61,16 @@ DEFAULTS: dict[str, Any] = {
     # (HTTP 429 / 503). None: no cap. Behind a proxy, set TRUSTED_PROXIES (issue #11).
     "SOCKETIO_MAX_PENDING_PER_ADDRESS": 100,
     "SOCKETIO_MAX_PENDING": 5000,
+    # Login and token refresh (realtime/throttling.py, docs/security.md): each account and each
+    # client address may fail this many times; each later failure blocks attempts (429 with
+    # Retry-After) for BASE_DELAY seconds, doubling up to MAX_DELAY. Failures are forgotten
+    # WINDOW seconds after the last one; a successful login clears its account. Shared in Redis
+    # when PRESENCE_REDIS_URL is set.
+    "LOGIN_THROTTLE_ACCOUNT_FAILURES": 5,
+    "LOGIN_THROTTLE_ADDRESS_FAILURES": 20,
+    "LOGIN_THROTTLE_BASE_DELAY": 1.0,
+    "LOGIN_THROTTLE_MAX_DELAY": 300.0,
+    "LOGIN_THROTTLE_WINDOW": 900.0,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],

@@ -10,6 +10,7 @@ import logging
 import time
 
 from .conf import rt_settings
+from .isolation import redis_prefix
 
 logger = logging.getLogger("realtime.presence")
 
@@ -47,7 +48,7 @@ class MemoryPresence:
 
 
 class RedisPresence:
-    def __init__(self, url: str, prefix: str = "oda-rt") -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         import redis.asyncio as aioredis
 
         self.redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
@@ -92,4 +93,5 @@ class RedisPresence:
 
 def make_presence():
     url = rt_settings.PRESENCE_REDIS_URL
-    return RedisPresence(url, rt_settings.PRESENCE_PREFIX) if url else MemoryPresence()
+    # Keys of this deployment only (realtime/isolation.py).
+    return RedisPresence(url, rt_settings.PRESENCE_PREFIX or redis_prefix()) if url else MemoryPresence()

@@ -1,7 +1,19 @@
-"""Serving helpers for ``manage.py serve``: an access log without query strings, and a leaner daphne.
+"""Serving helpers for ``manage.py serve``: an access log without query strings, a request body
+limit, and a leaner daphne.
 
 ``PathOnlyAccessLog``: daphne's access log with the query string removed (a
 ``?token=`` must never reach a log file).
+
+``BodyLimitedRequest``: daphne reads a whole request body (into memory, then a temp
+file) before the application sees it, so a view's 413 comes after the upload
+(issue #11: a 300 MiB POST made 586 MiB of temp files). This request refuses a body
+over ``REALTIME["MAX_REQUEST_BODY_BYTES"]`` in Twisted's parser: by its
+``Content-Length`` as soon as the headers are in (``gotLength``, before any temp
+file or ``100 Continue``), a chunked body as soon as its running total passes the
+limit (``handleContentChunk``). The answer is 413 and the connection is closed;
+the application never sees the request. Bytes already on their way are thrown
+away, for at most ``LINGER_SECONDS``, so the client can read the 413 instead of a
+reset (docs/security.md).
 
 ``SlimServer``: daphne's ``Server`` with less memory per idle WebSocket (issue #7).
 Only ``manage.py serve`` uses it; ``python -m daphne`` stays stock. Measured with
@@ -64,13 +76,20 @@ stock object in place when daphne, Twisted or autobahn no longer look as expecte
 import asyncio
 from collections import deque
 from functools import partial
+from io import BytesIO
+import logging
 
 from daphne.access import AccessLogGenerator
+from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
+
+from .conf import rt_settings
+
+logger = logging.getLogger("realtime.serving")
 
 
 class PathOnlyAccessLog(AccessLogGenerator):
@@ -81,6 +100,97 @@ class PathOnlyAccessLog(AccessLogGenerator):
         request = f"{verb} {target.split('?', 1)[0]}"
         super().write_entry(host, date, request, status, length, ident, user)
         self.stream.flush()
+
+
+# -- the request body limit --------------------------------------------------------------------
+
+LINGER_SECONDS = 2.0
+_TOO_LARGE_BODY = b'{"error": "payload_too_large"}'
+TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 413 Content Too Large\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: " + str(len(_TOO_LARGE_BODY)).encode() + b"\r\n"
+    b"Connection: close\r\n\r\n" + _TOO_LARGE_BODY
+)
+
+
+def _discard(data: bytes) -> None:
+    """The channel's ``dataReceived`` once a body is refused: bytes still arriving are dropped."""
+
+
+class BodyLimitedRequest(WebRequest):
+    """daphne's request, refusing a body over ``MAX_REQUEST_BODY_BYTES`` before storing it (module docstring)."""
+
+    _body_refused = False
+    _body_received = 0
+    _linger_call = None
+
+    def gotLength(self, length):
+        if length and length > rt_settings.MAX_REQUEST_BODY_BYTES:
+            self._refuse_body(length)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._body_refused:
+            return
+        self._body_received += len(data)
+        if self._body_received > rt_settings.MAX_REQUEST_BODY_BYTES:
+            self._refuse_body(None)
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if self._body_refused:
+            return  # a refused request never reaches the application
+        super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason):
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        super().connectionLost(reason)
+
+    def _refuse_body(self, announced: int | None) -> None:
+        """Answer 413 on the raw transport and close: reads stop, what arrives meanwhile is dropped."""
+        self._body_refused = True
+        content = getattr(self, "content", None)
+        if content is not None:
+            content.close()  # a chunked body's temp file goes now, not when the connection does
+        self.content = BytesIO()  # and none is made for an announced length
+        channel = self.channel
+        transport = channel.transport if channel is not None else None
+        if transport is None:
+            return
+        # Twisted sends ``100 Continue`` after ``gotLength`` when asked to: not for a refused body.
+        self.requestHeaders.removeHeader(b"expect")
+        logger.info(
+            "Refused a request body over MAX_REQUEST_BODY_BYTES (%s) from %s",
+            f"Content-Length {announced}" if announced is not None else "chunked",
+            getattr(self.getClientAddress(), "host", "?"),
+        )
+        transport.write(TOO_LARGE_RESPONSE)
+        channel.dataReceived = _discard
+        half_close = getattr(transport, "loseWriteConnection", None)
+        if half_close is not None:
+            from twisted.internet import reactor  # daphne's (asyncio) reactor, installed by daphne.server
+
+            half_close()  # the client reads the 413 and an end of stream, then closes
+            self._linger_call = reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+        else:
+            transport.loseConnection()
+
+
+class BodyLimitedHTTPFactory(HTTPFactory):
+    """daphne's HTTP factory, whose connections make ``BodyLimitedRequest``s."""
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        if protocol is not None:
+            if protocol.requestFactory is not WebRequest:
+                # Refuse to serve rather than serve without the limit (tests/hardening/test_body_limit.py).
+                raise RuntimeError("daphne no longer builds WebRequest: the request body limit cannot be installed")
+            protocol.requestFactory = BodyLimitedRequest
+        return protocol
 
 
 # -- 1. the application's input queue ---------------------------------------------------------
@@ -297,7 +407,24 @@ class SlimWebSocketFactory(WebSocketFactory):
 
 
 class SlimServer(Server):
-    """daphne's ``Server`` with ``ReceiveQueue`` and ``SlimWebSocketFactory`` (module docstring)."""
+    """daphne's ``Server`` with ``ReceiveQueue``, ``SlimWebSocketFactory`` and the request body limit
+    (module docstring)."""
+
+    @property
+    def http_factory(self):
+        try:
+            return self.__dict__["_http_factory"]
+        except KeyError:
+            raise AttributeError("http_factory") from None
+
+    @http_factory.setter
+    def http_factory(self, factory):
+        # Server.run() makes a stock HTTPFactory; the subclass only overrides buildProtocol.
+        if type(factory) is HTTPFactory:
+            factory.__class__ = BodyLimitedHTTPFactory
+        elif not isinstance(factory, BodyLimitedHTTPFactory):
+            logger.error("daphne made a %s: MAX_REQUEST_BODY_BYTES is not enforced", type(factory).__name__)
+        self.__dict__["_http_factory"] = factory
 
     @property
     def ws_factory(self):

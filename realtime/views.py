@@ -6,12 +6,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
-from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from .revocation import revoke_tokens
+from .throttling import ThrottledAuthMixin, ThrottledRefreshMixin
 
 
-class LoginView(TokenObtainPairView):
+class LoginView(ThrottledAuthMixin, TokenObtainPairView):
     """simplejwt's token pair view, which also sends Django's ``user_logged_in`` (it does not by
     itself), so a JWT login is a login for every receiver: activity notifications, last_login."""
 
@@ -23,6 +24,10 @@ class LoginView(TokenObtainPairView):
             raise InvalidToken(e.args[0]) from e
         user_logged_in.send(sender=type(serializer.user), request=request, user=serializer.user)
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
+
+
+class RefreshView(ThrottledRefreshMixin, TokenRefreshView):
+    """simplejwt's refresh view, throttled like the login (realtime/throttling.py)."""
 
 
 class LogoutView(APIView):

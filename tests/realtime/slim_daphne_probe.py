@@ -14,6 +14,7 @@ import sys
 import weakref
 
 import daphne.server  # noqa: F401  (installs the asyncio reactor first)
+from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from twisted.internet import reactor
 import websockets
@@ -59,11 +60,11 @@ async def client(server, report: dict) -> None:
         await ws.send("first")  # right after the handshake, before anything was read
         await ws.send("second")
         report["client"] = [await ws.recv(), await ws.recv()]
-        protocol = next(p for p in server.connections if type(p).__name__ != "WebRequest")
-        requests = [weakref.ref(p) for p in server.connections if type(p).__name__ == "WebRequest"]
+        protocol = next(p for p in server.connections if not isinstance(p, WebRequest))
+        requests = [weakref.ref(p) for p in server.connections if isinstance(p, WebRequest)]
         # daphne drops the upgraded request from its table within 1-2 s (application_checker)
         for _ in range(100):
-            if not any(type(p).__name__ == "WebRequest" for p in server.connections):
+            if not any(isinstance(p, WebRequest) for p in server.connections):
                 break
             await asyncio.sleep(0.05)
         alive_before_gc = sum(ref() is not None for ref in requests)
