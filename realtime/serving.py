@@ -64,13 +64,19 @@ stock object in place when daphne, Twisted or autobahn no longer look as expecte
 import asyncio
 from collections import deque
 from functools import partial
+import logging
 
 from daphne.access import AccessLogGenerator
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
+
+from .drain import DrainGate, drain
+
+logger = logging.getLogger("realtime.serving")
 
 
 class PathOnlyAccessLog(AccessLogGenerator):
@@ -297,7 +303,22 @@ class SlimWebSocketFactory(WebSocketFactory):
 
 
 class SlimServer(Server):
-    """daphne's ``Server`` with ``ReceiveQueue`` and ``SlimWebSocketFactory`` (module docstring)."""
+    """daphne's ``Server`` with ``ReceiveQueue`` and ``SlimWebSocketFactory`` (module docstring),
+    and a graceful drain on SIGTERM/SIGINT (``realtime/drain.py``)."""
+
+    def run(self):
+        self.application = DrainGate(self.application)
+        super().run()
+
+    def kill_all_applications(self):
+        """Twisted's "before shutdown" trigger (a signal stopped the reactor): drain, then daphne's kill.
+
+        The listening sockets stay open until the drain ends, so ``/readyz`` answers 503 meanwhile.
+        """
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(drain()))
+        drained.addErrback(lambda failure: logger.error("The drain failed: %s", failure.getErrorMessage()))
+        drained.addCallback(lambda _: Server.kill_all_applications(self))
+        return drained
 
     @property
     def ws_factory(self):
