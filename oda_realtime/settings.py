@@ -252,6 +252,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "redact": {"()": "realtime.logging.RedactSecretsFilter"},
+        "request": {"()": "realtime.accesslog.RequestContextFilter"},  # request_id on a request's records
         "throttle": {"()": "realtime.logging.RepeatThrottleFilter", "interval": 60.0},
     },
     "formatters": {
@@ -259,7 +260,7 @@ LOGGING = {
         "json": {"class": "realtime.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact", "request"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

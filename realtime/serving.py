@@ -74,19 +74,28 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
 
+from .accesslog import AccessLogMiddleware
 from .drain import DrainGate, drain
 
 logger = logging.getLogger("realtime.serving")
+access_logger = logging.getLogger("realtime.access")
 
 
 class PathOnlyAccessLog(AccessLogGenerator):
-    """daphne's NCSA access log with the query string removed from every request line."""
+    """daphne's access log, as log records of ``realtime.access`` (JSON lines with ``LOG_FORMAT=json``),
+    with the query string removed. HTTP requests are logged by ``accesslog.AccessLogMiddleware``
+    (with their request id), which ``SlimServer`` installs: here only the WebSocket events remain."""
+
+    def __call__(self, protocol, action, details):
+        if protocol == "http" or action == "connecting":
+            return  # HTTP: AccessLogMiddleware's line; "connecting" is always followed by connect or reject
+        super().__call__(protocol, action, details)
 
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
         verb, _, target = request.partition(" ")
-        request = f"{verb} {target.split('?', 1)[0]}"
-        super().write_entry(host, date, request, status, length, ident, user)
-        self.stream.flush()
+        path = target.split("?", 1)[0]
+        access_logger.info('%s "%s %s"', host, verb, path,
+                           extra={"action": verb.lower(), "peer": host, "path": path})
 
 
 # -- 1. the application's input queue ---------------------------------------------------------
@@ -307,7 +316,7 @@ class SlimServer(Server):
     and a graceful drain on SIGTERM/SIGINT (``realtime/drain.py``)."""
 
     def run(self):
-        self.application = DrainGate(self.application)
+        self.application = AccessLogMiddleware(DrainGate(self.application))
         super().run()
 
     def kill_all_applications(self):
