@@ -260,7 +260,9 @@ LOGGING = {
         "json": {"class": "realtime.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact", "request"]},
+        # stdout, with the access log (docs/observability.md): one stream for a log pipeline.
+        "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": LOG_FORMAT,
+                    "filters": ["redact", "request"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

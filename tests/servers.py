@@ -94,7 +94,8 @@ class ServerProcess:
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=env, stdout=self.log,
+            stderr=self.stderr if self.stderr is not None else subprocess.STDOUT,
         )
         try:
             wait_for_port(self.port, proc=self.proc)
@@ -104,6 +105,7 @@ class ServerProcess:
         return self
 
     server_name = "daphne"
+    stderr = None  # a file for stderr apart; None: with stdout in ``log``
 
     def command(self) -> list[str]:
         return [sys.executable, "manage.py", "serve", "--port", str(self.port), *self.args]

@@ -6,10 +6,12 @@ import asyncio
 import json
 import re
 import signal
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -39,12 +41,20 @@ def http(url: str, data: dict | bytes | None = None, headers: dict | None = None
         return e.code, e.headers, e.read()
 
 
+class StdoutServer(ServerProcess):
+    """A server whose stdout alone is in ``output()`` (its stderr apart): the stream a pipeline reads."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stderr = tempfile.NamedTemporaryFile(prefix="daphne-stderr-", suffix=".log", delete=False)
+
+
 async def test_a_full_run_logs_only_json_with_ids_and_never_a_secret(redis_url, make_user):
     user = await database_sync_to_async(make_user)("logscan")
     hasher = PBKDF2PasswordHasher()  # the server's hasher (the tests' MD5 is not in its list)
     user.password = hasher.encode(PASSWORD, hasher.salt())
     await database_sync_to_async(user.save)()
-    server = ServerProcess(redis_url=redis_url, layer_prefix=f"logs{uuid.uuid4().hex[:8]}", env={
+    server = StdoutServer(redis_url=redis_url, layer_prefix=f"logs{uuid.uuid4().hex[:8]}", env={
         "LOG_FORMAT": "json", "DJANGO_SECRET_KEY": SECRET_KEY, "SHOPIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         # The test is the proxy: its X-Forwarded-For is believed, a client's own entry before it is not.
         "REALTIME_TRUSTED_PROXIES": "127.0.0.1",
@@ -89,6 +99,7 @@ async def test_a_full_run_logs_only_json_with_ids_and_never_a_secret(redis_url, 
         server.stop()
 
     output = server.output()
+    assert Path(server.stderr.name).read_text() == ""  # everything on stdout
     for secret in (access, refresh, access.split(".")[2], refresh.split(".")[2], PASSWORD, WRONG_PASSWORD,
                    WEBHOOK_SECRET, SECRET_KEY, "token="):
         assert secret not in output, f"{secret[:12]}… is in the log"
