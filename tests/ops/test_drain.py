@@ -61,14 +61,15 @@ def pair(redis_url):
         server.stop()
 
 
-async def test_sigterm_closes_ws_sockets_with_4012_fails_readiness_and_exits(pair, make_user):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_sigterm_closes_ws_sockets_with_4012_fails_readiness_and_exits(pair, make_user, signum):
     first, second = pair
     user = await database_sync_to_async(make_user)()
     token = token_for(user)
     sockets = [await connected(first, token) for _ in range(3)]
     assert await until_status(first.url + "/readyz", 200) == 200
 
-    first.proc.send_signal(signal.SIGTERM)
+    first.proc.send_signal(signum)
     assert await until_status(first.url + "/readyz", 503, timeout=2) == 503
     # A new socket on the draining process is refused with the same retryable close.
     late = await ws_connect(first, token)
