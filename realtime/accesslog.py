@@ -18,6 +18,8 @@ import re
 import time
 import uuid
 
+from asgiref.sync import markcoroutinefunction
+
 from .clientaddr import client_address
 
 logger = logging.getLogger("realtime.access")
@@ -42,6 +44,7 @@ class AccessLogMiddleware:
     def __init__(self, app) -> None:
         self.app = app
 
+    @markcoroutinefunction  # an ASGI 3 application: it returns a coroutine (as routing.ProtocolRouter)
     def __call__(self, scope, receive, send):
         if scope.get("type") != "http":
             return self.app(scope, receive, send)

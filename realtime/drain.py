@@ -22,6 +22,8 @@ The process exits within ``DRAIN_SECONDS + DRAIN_GRACE`` plus daphne's own shutd
 import asyncio
 import logging
 
+from asgiref.sync import markcoroutinefunction
+
 from . import metrics
 from .conf import rt_settings
 from .events import ERROR
@@ -84,6 +86,7 @@ class DrainGate:
     def __init__(self, app) -> None:
         self.app = app
 
+    @markcoroutinefunction  # an ASGI 3 application: it returns a coroutine (as routing.ProtocolRouter)
     def __call__(self, scope, receive, send):
         if _draining:
             kind = scope.get("type")
