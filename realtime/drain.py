@@ -59,12 +59,13 @@ def _reset() -> None:
 
 async def drain(seconds: float | None = None) -> int:
     """Close every socket of this process over ``seconds`` (default ``DRAIN_SECONDS``); how many were open."""
-    from .hub import all_hubs
+    from .hub import current_hub
     from .routing import socketio_engine
 
     begin()
     seconds = float(rt_settings.DRAIN_SECONDS if seconds is None else seconds)
-    hubs = all_hubs()
+    hub = current_hub()  # the event loop's hub: one loop, one hub under manage.py serve
+    hubs = [hub] if hub is not None else []
     total = sum(len(hub.connections) for hub in hubs)
     logger.info("Draining %d connections over %.1f s (%s)", total, seconds, REASON,
                 extra={"action": "drain", "reason": REASON, "connections": total, "drain_seconds": seconds})

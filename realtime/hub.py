@@ -334,11 +334,6 @@ async def get_hub() -> Hub:
     return hub
 
 
-def all_hubs() -> list[Hub]:
-    """Every started hub of this process (one per event loop; one under ``manage.py serve``)."""
-    return list(_hubs.values())
-
-
 def current_hub() -> Hub | None:
     """The running loop's hub if one was started (for metrics and tests)."""
     try:
