@@ -9,6 +9,7 @@ import asyncio
 import os
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -126,7 +127,8 @@ async def test_nginx_routes_both_protocols_and_logs_no_token(tmp_path, redis_url
             assert (await command(ws, "subscribe:inventory", {}))["data"]["rooms"] == ["inventory:all"]
 
             # Socket.IO: long-polling with the token in the query, then the upgrade, through the sticky upstream.
-            client = await NodeClient(base, {"query": {"token": access}}, resubscribe=["subscribe:inventory", {}]).start()
+            client = await NodeClient(base, {"query": {"token": access}, "reconnectionDelay": 100, "reconnectionDelayMax": 500},
+                                      resubscribe=["subscribe:inventory", {}]).start()
             await client.next("connect")
             assert (await client.next("resubscribed"))["reply"]["data"]["rooms"] == ["inventory:all"]
             await client.next("upgrade")
@@ -138,6 +140,16 @@ async def test_nginx_routes_both_protocols_and_logs_no_token(tmp_path, redis_url
             await database_sync_to_async(restock)()
             assert (await client.next("event", "inventory:updated"))["args"][0]["data"]["available"] == 50
             assert (await receive_event(ws, "inventory:updated"))["data"]["available"] == 50
+
+        # A deploy: the process holding the Socket.IO session drains (SIGTERM). The client reconnects
+        # by itself through nginx, which passes the draining process's 503 on to the other one.
+        sid = (await client.next("event", "connected"))["args"][0]["data"]["connectionId"]
+        holder = next(s for s in servers if sid in s.output())
+        holder.proc.send_signal(signal.SIGTERM)
+        assert (await client.next("disconnect", timeout=10))["reason"] in ("transport close", "transport error")
+        await client.next("reconnect", timeout=15)
+        assert (await client.next("resubscribed"))["reply"]["data"]["rooms"] == ["inventory:all"]
+        assert holder.proc.wait(15) == 0
         await client.close()
 
         # Both processes gone: nginx answers 502 and would write the request line to its error log.
