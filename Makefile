@@ -36,13 +36,19 @@ run: venv
 	@echo
 	DJANGO_DEBUG=1 $(PY) manage.py serve --bind $(HOST) --port $(PORT)
 
-# The browser tests (Socket.IO in a page, the live dashboard) drive Debian's chromium.
+# The browser tests (Socket.IO in a page, the live dashboard) drive Debian's chromium; the
+# deployment test (tests/ops/test_nginx.py) runs Debian's nginx with the shipped configuration.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing chromium for the browser tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser tests need Chromium: install it (e.g. 'sudo apt-get install chromium'); they fail without it."; fi; }
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing nginx for the deployment test (deploy/nginx)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+	  else echo "The deployment test needs nginx: install it (e.g. 'sudo apt-get install nginx-light'); it fails without it."; fi; }
 
 test: venv $(if $(wildcard package.json),node) browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -3,10 +3,11 @@
 The page asks ``token/`` for an access token of the logged-in staff user (POST with
 the CSRF token, never cached), opens ``/ws/`` with it, subscribes to the topics in
 ``TOPICS`` and draws what arrives (``static/dashboard/live.js``). ``stats/`` gives
-the serving process's connection numbers; ``announce/`` sends a notice to everyone
+the serving process's numbers, labelled with it, and the open connections of all processes; ``announce/`` sends a notice to everyone
 through ``notifications.services.announce``.
 """
 from functools import wraps
+import socket
 
 from django.contrib import admin, messages
 from django.db.models import F
@@ -28,6 +29,7 @@ from shopify_sync import events as shopify_events
 from shopify_sync.models import SyncJob
 from shopify_sync.rooms import VIEW as VIEW_SYNC
 
+from .cluster import open_connections
 from .forms import AnnouncementForm
 
 # The topics the page subscribes to (rooms it may not join are listed as refused).
@@ -128,5 +130,9 @@ def token(request: HttpRequest) -> JsonResponse:
 @require_GET
 @staff_json
 def stats(request: HttpRequest) -> JsonResponse:
-    """This server process's live numbers (connections, subscriptions, events)."""
-    return JsonResponse(snapshot())
+    """This server process's live numbers (connections, subscriptions, events), labelled with the
+    process, and ``connectionsAllProcesses``: the open sockets of every process (``cluster.py``)."""
+    numbers = snapshot()
+    numbers["process"] = f"{socket.gethostname()}:{numbers['pid']}"
+    numbers["connectionsAllProcesses"] = open_connections()
+    return JsonResponse(numbers)

@@ -91,9 +91,29 @@ ASGI_APPLICATION = "oda_realtime.asgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=0,
+        # Seconds a connection is kept for reuse (0: one per request or socket command);
+        # production: 60 or more (docs/deployment.md). Not with DATABASE_POOL.
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+# DATABASE_POOL: Django's PostgreSQL connection pool (psycopg-pool): "1" for the defaults or a JSON
+# object of its options, e.g. {"min_size": 2, "max_size": 10, "timeout": 5}. It manages the
+# connections' lifetime itself, so Django refuses it with a CONN_MAX_AGE other than 0.
+_pool = os.environ.get("DATABASE_POOL", "").strip()
+if _pool and _pool.lower() not in {"0", "false", "no", "off"}:
+    if "postgresql" not in DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_POOL needs a PostgreSQL DATABASE_URL")
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_POOL and DATABASE_CONN_MAX_AGE exclude each other: the pool keeps its connections; "
+            "unset DATABASE_CONN_MAX_AGE (or set it to 0)"
+        )
+    try:
+        _pool_options = True if _pool.lower() in {"1", "true", "yes", "on"} else json.loads(_pool)
+    except ValueError:
+        raise ImproperlyConfigured('DATABASE_POOL must be 1 or a JSON object such as {"max_size": 10}') from None
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool_options
 if "postgresql" in DATABASES["default"]["ENGINE"]:
     # libpq waits forever for a server that accepts and never answers; ORM calls of sockets run in
     # one thread, so every connect would hang behind it. Bounded, a socket is refused with 4012.
@@ -113,11 +133,36 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic's output: DJANGO_STATIC_ROOT in production (outside the checkout, e.g.
+# /var/lib/oda-realtime/static, docs/deployment.md), else staticfiles/ in the checkout.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 # The ASGI application serves /static/ itself (the admin's and the live dashboard's files,
 # found in the apps without collectstatic). Set DJANGO_SERVE_STATIC=0 when a proxy or CDN
 # serves STATIC_ROOT instead.
 SERVE_STATIC = env_bool("DJANGO_SERVE_STATIC", True)
+# Hashed static names (ManifestStaticFilesStorage: long cache lifetimes, no stale files after a
+# deploy) need collectstatic's manifest, so they go with a proxy serving STATIC_ROOT: on by default
+# when DEBUG is off and DJANGO_SERVE_STATIC=0; DJANGO_STATIC_MANIFEST=0/1 decides otherwise.
+if env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and not SERVE_STATIC):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+
+# --- HTTPS behind a proxy (docs/deployment.md) ---------------------------------
+# DJANGO_SECURE_PROXY_SSL_HEADER=1: the proxy terminates TLS and sets X-Forwarded-Proto; only
+# with a proxy that overwrites the header (the shipped nginx and HAProxy configurations do).
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+# /healthz, /readyz and /metrics answer over plain HTTP: balancers and scrapers call the process directly.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD")
+# Full origins (https://admin.example.com) whose POSTs pass the CSRF check besides the host's own.
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 # --- Channel layer -----------------------------------------------------------
 # REDIS_URL unset: the in-memory layer (one process only). Set: channels-redis.
@@ -219,6 +264,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "redact": {"()": "realtime.logging.RedactSecretsFilter"},
+        "request": {"()": "realtime.accesslog.RequestContextFilter"},  # request_id on a request's records
         "throttle": {"()": "realtime.logging.RepeatThrottleFilter", "interval": 60.0},
     },
     "formatters": {
@@ -226,7 +272,9 @@ LOGGING = {
         "json": {"class": "realtime.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
+        # stdout, with the access log (docs/observability.md): one stream for a log pipeline.
+        "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": LOG_FORMAT,
+                    "filters": ["redact", "request"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

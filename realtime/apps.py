@@ -6,10 +6,11 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self) -> None:
-        from . import receivers
+        from . import audit, receivers
         from .permissions import register_builtin_rooms
         from .subscriptions import register_builtin_topics
 
         register_builtin_rooms()
         register_builtin_topics()
         receivers.connect()
+        audit.connect()

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],
+    # Graceful drain (realtime/drain.py, docs/deployment.md): on SIGTERM ``manage.py serve`` closes
+    # its sockets (4012, retryable) at random moments within this many seconds, then exits.
+    "DRAIN_SECONDS": 10.0,
 }
 
 

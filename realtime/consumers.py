@@ -19,6 +19,7 @@ from django.db import DatabaseError
 
 from . import metrics
 from .auth import AuthResult
+from .clientaddr import client_address
 from .conf import rt_settings
 from .direct import DirectConsumer
 from .events import CONNECTED, ERROR, Event
@@ -56,6 +57,10 @@ class SocketConsumer(DirectConsumer):
         self.user_id = "-"
         # Known before the session opens, so refusals are logged with it too.
         self.connection_id = uuid.uuid4().hex
+        # For its log lines: read now, the scope's headers are emptied once the socket is authenticated.
+        self.client = client_address(scope)
+        if "engineio" in scope:
+            scope["connection_id"] = self.connection_id  # the Engine.IO session's log lines carry it too
         self.closed = False
         self.last_seen = time.time()
         self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
@@ -92,7 +97,7 @@ class SocketConsumer(DirectConsumer):
     def log_fields(self, action: str, **fields) -> dict:
         """``extra=`` of a structured log line about this socket (docs/observability.md); never a token."""
         return {"action": action, "connection_id": self.connection_id, "user_id": self.user_id,
-                "protocol": self.protocol_name, **fields}
+                "protocol": self.protocol_name, "client": self.client, **fields}
 
     async def start_session(self, user, expires_at: float | None = None) -> dict | None:
         """Open the session; None (and the socket closed) if the user has too many sockets,

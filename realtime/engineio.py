@@ -186,7 +186,7 @@ class EngineSocket:
                  transport: str, ws: WebSocketCarrier | None, address: str = "unknown") -> None:
         self.server = server
         self.sid = sid
-        self.address = address  # the client's, for the pending-session caps
+        self.address = address  # the client's (clientaddr), for the pending-session caps and log lines
         self.pending = True  # no namespace connected yet (counted in server.pending)
         self.options = options
         self.scope = app_scope(scope, sid, transport)
@@ -217,6 +217,12 @@ class EngineSocket:
         self._app_task = asyncio.ensure_future(self._run_app())
         self._tasks.append(asyncio.ensure_future(self._heartbeat()))
 
+    def log_fields(self, action: str, reason: str) -> dict:
+        """``extra=`` of a log line about this session: the connection id of its Socket.IO consumer
+        (set in the scope by ``SocketConsumer``), the client's address; never the sid (it is the session's key)."""
+        return {"action": action, "reason": reason, "connection_id": self.scope.get("connection_id"),
+                "protocol": "engineio", "transport": self.transport, "client": self.address}
+
     @property
     def is_open(self) -> bool:
         return self.state in (State.OPEN, State.UPGRADING)
@@ -232,7 +238,7 @@ class EngineSocket:
         """End the session. ``graceful``: deliver what is queued first (the application closed it)."""
         if self.state in (State.CLOSING, State.CLOSED):
             return
-        logger.info("Engine.IO session closed (%s, %s)", reason, self.transport)
+        logger.info("Engine.IO session closed (%s, %s)", reason, self.transport, extra=self.log_fields("close", reason))
         self.close_code = code
         if graceful and self.ws is None and self.queue and self._poll is None:
             # Polling with packets queued and no GET to take them: wait for the next one.
@@ -294,7 +300,8 @@ class EngineSocket:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("The Socket.IO application failed (session closed)")
+            logger.exception("The Socket.IO application failed (session closed)",
+                             extra=self.log_fields("error", "application_failed"))
         finally:
             self._fed = self._done = self._taken  # nothing more will be handled
             self._progress.set()

@@ -7,7 +7,8 @@
   trip through Redis with channels-redis), and the process's hub not failing.
 
 200 ``{"status": "ok", "checks": {...}}`` or 503 with ``"failing": [names]`` and
-each failing check's reason (an exception class name, never a URL or secret).
+each failing check's reason (an exception class name, never a URL or secret);
+503 ``"draining"`` from the moment the process begins its shutdown drain.
 The probe channel is made once per layer and event loop and reused: on the pub/sub
 layer every new channel is a Redis subscription, which a probe every few seconds
 must not leak.
@@ -21,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from . import drain
 from .conf import rt_settings
 from .hub import current_hub
 
@@ -101,7 +103,12 @@ async def _run(check) -> str:
 
 
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the channel layer answer, else 503 naming what failed."""
+    """200 when the database and the channel layer answer, else 503 naming what failed.
+
+    A draining process (SIGTERM, realtime/drain.py) answers 503 ``draining`` at once, without checks.
+    """
+    if drain.is_draining():
+        return JsonResponse({"status": "draining", "failing": ["draining"], "checks": {}}, status=503)
     results = await asyncio.gather(*(_run(check) for check in CHECKS.values()))
     checks = dict(zip(CHECKS, results))
     failing = [name for name, result in checks.items() if result != OK]

@@ -23,6 +23,7 @@ import asyncio
 from collections import OrderedDict
 import contextlib
 import logging
+import random
 import time
 from typing import Protocol
 import weakref
@@ -184,6 +185,20 @@ class Hub:
             entry[1] -= 1
             if not entry[1] and self._group_locks.get(group) is entry:
                 del self._group_locks[group]
+
+    async def drain(self, seconds: float, message: dict) -> None:
+        """Close every local socket with the close control ``message``, each at a random moment
+        within ``seconds``, so its clients do not all reconnect at once (realtime/drain.py)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for at, conn in sorted(((random.uniform(0, seconds), conn) for conn in self.connections), key=lambda p: p[0]):
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            if conn in self.connections:
+                try:
+                    await conn.control(message)
+                except Exception:
+                    logger.exception("Closing connection %s for the shutdown failed", conn.connection_id,
+                                     extra=_log_fields(conn))
 
     async def leave_all(self, conn: Connection, rooms) -> None:
         for room in list(rooms):

@@ -83,23 +83,34 @@ from daphne.access import AccessLogGenerator
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
 
+from .accesslog import AccessLogMiddleware
 from .conf import rt_settings
+from .drain import DrainGate, drain
 
 logger = logging.getLogger("realtime.serving")
+access_logger = logging.getLogger("realtime.access")
 
 
 class PathOnlyAccessLog(AccessLogGenerator):
-    """daphne's NCSA access log with the query string removed from every request line."""
+    """daphne's access log, as log records of ``realtime.access`` (JSON lines with ``LOG_FORMAT=json``),
+    with the query string removed. HTTP requests are logged by ``accesslog.AccessLogMiddleware``
+    (with their request id), which ``SlimServer`` installs: here only the WebSocket events remain."""
+
+    def __call__(self, protocol, action, details):
+        if protocol == "http" or action == "connecting":
+            return  # HTTP: AccessLogMiddleware's line; "connecting" is always followed by connect or reject
+        super().__call__(protocol, action, details)
 
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
         verb, _, target = request.partition(" ")
-        request = f"{verb} {target.split('?', 1)[0]}"
-        super().write_entry(host, date, request, status, length, ident, user)
-        self.stream.flush()
+        path = target.split("?", 1)[0]
+        access_logger.info('%s "%s %s"', host, verb, path,
+                           extra={"action": verb.lower(), "peer": host, "path": path})
 
 
 # -- the request body limit --------------------------------------------------------------------
@@ -408,7 +419,7 @@ class SlimWebSocketFactory(WebSocketFactory):
 
 class SlimServer(Server):
     """daphne's ``Server`` with ``ReceiveQueue``, ``SlimWebSocketFactory`` and the request body limit
-    (module docstring)."""
+    (module docstring), and a graceful drain on SIGTERM/SIGINT (``realtime/drain.py``)."""
 
     @property
     def http_factory(self):
@@ -425,6 +436,20 @@ class SlimServer(Server):
         elif not isinstance(factory, BodyLimitedHTTPFactory):
             logger.error("daphne made a %s: MAX_REQUEST_BODY_BYTES is not enforced", type(factory).__name__)
         self.__dict__["_http_factory"] = factory
+
+    def run(self):
+        self.application = AccessLogMiddleware(DrainGate(self.application))
+        super().run()
+
+    def kill_all_applications(self):
+        """Twisted's "before shutdown" trigger (a signal stopped the reactor): drain, then daphne's kill.
+
+        The listening sockets stay open until the drain ends, so ``/readyz`` answers 503 meanwhile.
+        """
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(drain()))
+        drained.addErrback(lambda failure: logger.error("The drain failed: %s", failure.getErrorMessage()))
+        drained.addCallback(lambda _: Server.kill_all_applications(self))
+        return drained
 
     @property
     def ws_factory(self):

@@ -130,7 +130,8 @@ class SocketIOConsumer(SocketConsumer):
     async def _close_unless_connected(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if not self.connected:
-            logger.info("Closing a Socket.IO connection that connected no namespace")
+            logger.info("Closing a Socket.IO connection that connected no namespace",
+                        extra=self.log_fields("disconnect", reason="connect_timeout"))
             await self.close(CloseCode.PROTOCOL_ERROR, "connect_timeout")
 
     async def websocket_receive(self, message):
@@ -229,7 +230,7 @@ class SocketIOConsumer(SocketConsumer):
 
     async def fail(self, code: str, message: str, close_code: CloseCode) -> None:
         """Bad input at the protocol level: say why (if we can), then close."""
-        logger.info("Closing connection %s: %s", self.connection_id, code)
+        logger.info("Closing connection %s: %s", self.connection_id, code, extra=self.log_fields("fail", reason=code))
         if codec.DEFAULT_NAMESPACE in self.connected:
             await self.send_frame(self.error_frame(ERROR, code, message))
         await self.close(close_code, code)

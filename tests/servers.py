@@ -86,13 +86,16 @@ class ServerProcess:
             REALTIME_PRESENCE_PREFIX=f"presence-{self.layer_prefix}",
             PYTHONUNBUFFERED="1",
             REALTIME_ALLOWED_ORIGINS="https://shop.example.com",
+            # stop() sends SIGTERM: a short graceful drain (realtime/drain.py) keeps test runs quick.
+            REALTIME_DRAIN_SECONDS="0.5",
         )
         env.pop("REDIS_URL", None)
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=env, stdout=self.log,
+            stderr=self.stderr if self.stderr is not None else subprocess.STDOUT,
         )
         try:
             wait_for_port(self.port, proc=self.proc)
@@ -102,6 +105,7 @@ class ServerProcess:
         return self
 
     server_name = "daphne"
+    stderr = None  # a file for stderr apart; None: with stdout in ``log``
 
     def command(self) -> list[str]:
         return [sys.executable, "manage.py", "serve", "--port", str(self.port), *self.args]

@@ -24,7 +24,8 @@ def counts():
             Order.objects.count(), StockMovement.objects.count())
 
 
-def test_seed_demo_is_idempotent_and_gives_roles():
+def test_seed_demo_is_idempotent_and_gives_roles(settings):
+    settings.DEBUG = True  # the published demo passwords: development only (tests/ops/test_seed_demo.py)
     output = seed()
     first = counts()
     assert first[0] >= 5 and first[1] >= 30 and first[3] >= 5

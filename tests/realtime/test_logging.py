@@ -124,8 +124,10 @@ async def test_socketio_connections_log_the_same_fields(make_user, token):
         await asyncio.sleep(0.3)
         output = server.output()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    mine = [r for r in records if r.get("connection_id") == sid]
+    mine = [r for r in records if r.get("connection_id") == sid and r["logger"] != "realtime.engineio"]
     assert [(r["action"], r.get("reason")) for r in mine] == [("connect", None), ("disconnect", "client")], records
+    # The Engine.IO session's own line carries the connection id too (issue #17).
+    assert [r["action"] for r in records if r.get("connection_id") == sid and r["logger"] == "realtime.engineio"] == ["close"]
     assert all(r["user_id"] == str(user.pk) and r["protocol"] == "socketio" for r in mine)
     assert [r["reason"] for r in records if r.get("action") == "refuse"] == ["token_invalid"]
     assert raw not in output and "not-a-token" not in output

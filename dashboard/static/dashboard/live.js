@@ -356,8 +356,11 @@
       const response = await fetch(config.statsUrl, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       if (!response.ok) return
       const stats = await response.json()
-      $('count-connections').textContent = stats.connectionsTotal
-      $('count-connections').title = Object.entries(stats.connections).map(([p, n]) => `${p}: ${n}`).join(', ') + ` (pid ${stats.pid})`
+      const all = stats.connectionsAllProcesses
+      $('count-connections').textContent = all ?? stats.connectionsTotal
+      $('count-connections-scope').textContent = all === null ? `server process ${stats.process}` : 'all server processes'
+      $('count-connections').title = `process ${stats.process}: ` +
+        Object.entries(stats.connections).map(([p, n]) => `${p}: ${n}`).join(', ')
     } catch (error) { /* the next poll tries again */ }
   }
 

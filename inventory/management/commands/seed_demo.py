@@ -5,9 +5,16 @@ login), orders in several states, and staff with roles through groups:
 ``admin`` (superuser), ``manager`` (view and change everything in the shop),
 ``viewer`` (view only), ``customer`` (sees only their own orders). Running it
 again changes nothing but the demo passwords, which it resets and prints.
+
+The published demo passwords (``admin-demo-pass``...) are set only with ``DEBUG`` on
+(``make run``). With ``DEBUG`` off each login gets a new random password, printed once:
+a demo run on a reachable server must not have a superuser anyone can look up (issue #17).
 """
 from decimal import Decimal
 import random
+import secrets
+
+from django.conf import settings
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -80,10 +87,14 @@ class Command(BaseCommand):
             f"{InventoryItem.objects.count()} SKUs, {Customer.objects.count()} customers, "
             f"{Order.objects.count()} orders."
         ))
-        self.stdout.write("Demo logins (development only):")
-        for username, password, _, group in USERS:
+        if settings.DEBUG:
+            self.stdout.write("Demo logins (development only):")
+        else:
+            self.stdout.write(self.style.WARNING(
+                "DEBUG is off: the demo logins got random passwords (shown once; run seed_demo again for new ones):"))
+        for username, _, _, group in USERS:
             role = group or ("superuser" if username == "admin" else "own orders only")
-            self.stdout.write(f"  {username:<9} {password:<20} {role}")
+            self.stdout.write(f"  {username:<9} {self.passwords[username]:<20} {role}")
 
     def users(self) -> dict:
         perms = Permission.objects.filter(content_type__app_label__in=SHOP_APPS)
@@ -94,7 +105,11 @@ class Command(BaseCommand):
         groups = {"manager": manager, "viewer": viewer}
         User = get_user_model()
         users = {}
+        self.passwords = {}
         for username, password, flags, group in USERS:
+            if not settings.DEBUG:
+                password = secrets.token_urlsafe(12)
+            self.passwords[username] = password
             user, _ = User.objects.get_or_create(username=username, defaults=flags)
             for flag, value in flags.items():
                 setattr(user, flag, value)
