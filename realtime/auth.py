@@ -38,6 +38,7 @@ class AuthResult:
     expires_at: float | None = None  # the token's exp, epoch seconds
     subprotocol: str | None = None  # to echo on accept
     token_id: str | None = None  # jti, for revocation checks
+    issued_at: float | None = None  # the token's iat, epoch seconds (realtime/tokens.py: to the microsecond)
 
     @property
     def ok(self) -> bool:
@@ -96,11 +97,17 @@ def user_for_token(token: AccessToken):
     if not user.is_active:
         raise AuthError("user_inactive")
     from .models import TokenRevocation
+    from .revocation import is_revoked
 
     issued_at = token.payload.get("iat")
     revoked = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
-    if revoked is not None and (not isinstance(issued_at, (int, float)) or issued_at < revoked.timestamp()):
+    if is_revoked(issued_at, revoked):
         raise AuthError("token_revoked")
+    # On the user instance, as Django's ``authenticate()`` sets ``user.backend``: whoever opens a
+    # session with this user learns when its token was issued (``Session.open`` keeps it, to
+    # re-check revocation later; docs/security.md).
+    numeric = isinstance(issued_at, (int, float)) and not isinstance(issued_at, bool)
+    user.token_issued_at = float(issued_at) if numeric else None
     return user
 
 
@@ -120,6 +127,7 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
         expires_at=float(token.payload["exp"]),
         subprotocol=subprotocol,
         token_id=str(token.payload.get(api_settings.JTI_CLAIM, "")),
+        issued_at=user.token_issued_at,
     )
 
 

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "SOCKETIO_MAX_PAYLOAD": 1_000_000,
     # Seconds a Socket.IO connection may stay without a connected namespace (no or refused CONNECT).
     "SOCKETIO_CONNECT_TIMEOUT": 20.0,
+    # Seconds between two re-checks, by each process, of revocation and ``is_active`` for the
+    # users of all its open sockets (one query per 1,000 users): the bound on how long a socket
+    # outlives a logout whose close message was lost (Redis down). docs/security.md.
+    "REVOCATION_RECHECK_INTERVAL": 30.0,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],

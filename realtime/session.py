@@ -23,6 +23,7 @@ from .events import SUBSCRIBED, UNSUBSCRIBED, ERROR
 from .exceptions import CommandError, InvalidInput, PermissionDenied, UnknownCommand
 from .hub import Hub
 from .permissions import policy, relevant_permissions
+from .revocation import check_access, close_message
 from .rooms import user_room
 from .subscriptions import check_rooms, expect_mapping, topics
 
@@ -72,12 +73,25 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def open(self) -> dict:
-        """Join the user's own room and return the ``connected`` payload."""
+    async def open(self) -> dict | None:
+        """Join the user's own room and return the ``connected`` payload; None if access ended
+        meanwhile (the socket is then closed, 4004 or 4005)."""
+        # The token's iat, for the periodic revocation re-check (revocation.recheck_sockets): one
+        # float per socket, taken off the user instance that realtime.auth stamped it on.
+        self.issued_at = self.user.__dict__.pop("token_issued_at", None)
         permissions = await run_sync_db(uncached(relevant_permissions), self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
         self._joined(own)
+        # Checked again now that the user's room is joined: a logout or deactivation that
+        # landed since the token was checked sent its close message before we could hear it
+        # (issue #11); any later one reaches this socket through the room.
+        why = await run_sync_db(check_access, self.user.pk, self.issued_at)
+        if why is not None:
+            await self.connection.control(close_message(why))
+            return None
+        if getattr(self.connection, "closed", False):
+            return None  # closed by a control message while the check ran
         return {
             "userId": str(self.user.pk),
             "username": self.user.get_username(),
@@ -194,6 +208,8 @@ class Session:
         if result.user.pk != self.user.pk:
             raise PermissionDenied("The token is for another user", code="token_user_mismatch")
         self.user = result.user
+        self.user.__dict__.pop("token_issued_at", None)
+        self.issued_at = result.issued_at
         self.expires_at = result.expires_at
         self.expiry_warned = False
         return {"expiresAt": self.expires_at}
