@@ -19,7 +19,8 @@ from urllib.parse import parse_qs
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -134,6 +135,21 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
 async def authenticate(raw: object, subprotocol: str | None = None) -> AuthResult:
     """``authenticate_sync`` from async code (the database lookups run in a thread)."""
     return await run_sync_db(authenticate_sync, raw, subprotocol)
+
+
+class RevocationAwareJWTAuthentication(JWTAuthentication):
+    """DRF's simplejwt authentication that also refuses an access token issued at or before the
+    user's revocation time (logout, password change), as the sockets do (docs/security.md)."""
+
+    def get_user(self, validated_token):
+        from .models import TokenRevocation
+        from .revocation import is_revoked
+
+        user = super().get_user(validated_token)
+        not_before = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
+        if is_revoked(validated_token.get("iat"), not_before):
+            raise AuthenticationFailed("The session was revoked; log in again", code="token_revoked")
+        return user
 
 
 class JWTAuthMiddleware:

@@ -6,15 +6,17 @@ login right after a logout works while every token from before it stays refused.
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from .auth import RevocationAwareJWTAuthentication
 from .receivers import REVOKED_MARK
 from .revocation import is_revoked, revoke_tokens
 from .tokens import PreciseRefreshToken
@@ -77,6 +79,8 @@ class LogoutView(APIView):
     (``token_invalid``, ``token_user_mismatch``); 205 when all went well.
     """
 
+    # A revoked access token is refused here too: else a stolen one could keep logging its user out.
+    authentication_classes = [RevocationAwareJWTAuthentication, SessionAuthentication]
     permission_classes = [AllowAny]
 
     def post(self, request):

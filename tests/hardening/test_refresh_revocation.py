@@ -161,6 +161,17 @@ def test_a_logout_with_only_a_refresh_token_logs_its_user_out(user):
     assert refresh(other_device["refresh"]).status_code == 401
 
 
+def test_a_revoked_access_token_cannot_log_its_user_out_again(user):
+    """Else a stolen access token could keep ending its user's new sessions until it expires."""
+    stolen = login(user.username)
+    assert logout({"refresh": stolen["refresh"]}, stolen["access"]).status_code == 205
+    fresh = login(user.username)
+    response = logout({}, stolen["access"])
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"
+    assert refresh(fresh["refresh"]).status_code == 200
+
+
 def test_a_logout_with_neither_token_is_refused(user):
     assert logout({}).status_code == 401
     assert logout({"refresh": "not-a-token"}).status_code == 401
