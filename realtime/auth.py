@@ -28,6 +28,7 @@ from .db import run_sync_db
 from .exceptions import AuthError
 
 SUBPROTOCOL_PREFIX = "bearer."
+ISSUED_AT = "token_issued_at"  # set on the authenticated user instance (user_for_token)
 
 logger = logging.getLogger("realtime.auth")
 
@@ -108,8 +109,14 @@ def user_for_token(token: AccessToken):
     # session with this user learns when its token was issued (``Session.open`` keeps it, to
     # re-check revocation later; docs/security.md).
     numeric = isinstance(issued_at, (int, float)) and not isinstance(issued_at, bool)
-    user.token_issued_at = float(issued_at) if numeric else None
+    setattr(user, ISSUED_AT, float(issued_at) if numeric else None)
     return user
+
+
+def take_issued_at(user) -> float | None:
+    """The ``iat`` of the token that authenticated ``user``, removed from the instance (a session
+    keeps it itself, and reloads its user)."""
+    return user.__dict__.pop(ISSUED_AT, None)
 
 
 def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult:
@@ -128,7 +135,7 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
         expires_at=float(token.payload["exp"]),
         subprotocol=subprotocol,
         token_id=str(token.payload.get(api_settings.JTI_CLAIM, "")),
-        issued_at=user.token_issued_at,
+        issued_at=getattr(user, ISSUED_AT),
     )
 
 

@@ -15,7 +15,7 @@ import uuid
 from django.db import DatabaseError
 
 from . import metrics
-from .auth import authenticate
+from .auth import authenticate, take_issued_at
 from .commands import Caller, registry
 from .conf import rt_settings
 from .db import run_sync_db
@@ -78,15 +78,14 @@ class Session:
         meanwhile (the socket is then closed, 4004 or 4005)."""
         # The token's iat, for the periodic revocation re-check (revocation.recheck_sockets): one
         # float per socket, taken off the user instance that realtime.auth stamped it on.
-        self.issued_at = self.user.__dict__.pop("token_issued_at", None)
-        permissions = await run_sync_db(uncached(relevant_permissions), self.user)
+        self.issued_at = take_issued_at(self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
         self._joined(own)
-        # Checked again now that the user's room is joined: a logout or deactivation that
-        # landed since the token was checked sent its close message before we could hear it
-        # (issue #11); any later one reaches this socket through the room.
-        why = await run_sync_db(check_access, self.user.pk, self.issued_at)
+        # Revocation and is_active checked again now that the user's room is joined: a logout or
+        # deactivation that landed since the token was checked sent its close message before this
+        # socket could hear it (issue #11); any later one reaches it through the room.
+        permissions, why = await run_sync_db(_permissions_and_access, self.user, self.issued_at)
         if why is not None:
             await self.connection.control(close_message(why))
             return None
@@ -208,7 +207,7 @@ class Session:
         if result.user.pk != self.user.pk:
             raise PermissionDenied("The token is for another user", code="token_user_mismatch")
         self.user = result.user
-        self.user.__dict__.pop("token_issued_at", None)
+        take_issued_at(self.user)
         self.issued_at = result.issued_at
         self.expires_at = result.expires_at
         self.expiry_warned = False
@@ -254,6 +253,11 @@ def forget_permissions(user) -> None:
     """Drop the permission caches Django's ``ModelBackend`` left on ``user``."""
     for name in PERMISSION_CACHES:
         user.__dict__.pop(name, None)
+
+
+def _permissions_and_access(user, issued_at):
+    """The ``connected`` payload's permissions, and why the socket must close (or None): one thread hop."""
+    return uncached(relevant_permissions)(user), check_access(user.pk, issued_at)
 
 
 def _reload_user(user):

@@ -15,8 +15,9 @@ from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 import pytest
 
-from realtime import session as session_module
+from realtime.hub import Hub
 from realtime.revocation import revoke_tokens
+from realtime.rooms import user_room
 from realtime.tokens import PreciseRefreshToken
 from tests.hardening.support import connected, frames_until_close, http
 from tests.servers import RedisProcess, ServerProcess
@@ -105,18 +106,25 @@ async def test_a_revocation_written_without_its_message_closes_the_socket(settin
 
 @pytest.mark.parametrize("change", ["logout", "deactivate"])
 async def test_a_logout_racing_the_handshake_is_not_missed(change, redis_layer, make_user, token, connect, monkeypatch):
-    """The change lands after the token check and before the join of ``user:{id}`` (the
-    permissions are read in between): its close message finds no socket in the room."""
+    """The change lands after the token check, just before the socket joins ``user:{id}``:
+    its close message finds no socket of the user in the room."""
     user = await database_sync_to_async(make_user)()
     raw = token(user)
-    original = session_module.relevant_permissions
+    own_room = user_room(user.pk)
+    join = Hub.join
 
-    def permissions_then_logout(who):
-        if who.pk == user.pk:
-            revoke_tokens(user, "logout") if change == "logout" else deactivate(get_user_model().objects.get(pk=user.pk))
-        return original(who)
+    def end_access():
+        if change == "logout":
+            revoke_tokens(user, "logout")
+        else:
+            deactivate(get_user_model().objects.get(pk=user.pk))
 
-    monkeypatch.setattr(session_module, "relevant_permissions", permissions_then_logout)
+    async def join_after_the_change(hub, conn, room):
+        if room == own_room:
+            await database_sync_to_async(end_access)()
+        return await join(hub, conn, room)
+
+    monkeypatch.setattr(Hub, "join", join_after_the_change)
     sock = await connect(raw, expect_ok=False)
     frame = await sock.receive()
     assert frame["event"] == "error", frame  # not "connected"
