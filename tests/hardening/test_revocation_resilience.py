@@ -157,3 +157,26 @@ async def test_a_refreshed_socket_is_judged_by_its_new_token(settings, redis_lay
     settings.REALTIME = {**getattr(settings, "REALTIME", {}), "REVOCATION_RECHECK_INTERVAL": 1}
     await asyncio.sleep(2.5)  # the re-checks start now (at the default interval none ran yet)
     assert "data" in await sock.command("ping")
+
+
+def test_the_periodic_recheck_reads_all_users_in_one_query_per_batch(make_user, django_assert_num_queries, monkeypatch):
+    """Bounded cost: one query per ``RECHECK_BATCH`` distinct users, whatever the number of sockets."""
+    from django.utils import timezone
+
+    from realtime import revocation
+    from realtime.models import TokenRevocation
+
+    users = [make_user() for _ in range(5)]
+    users[1].is_active = False
+    users[1].save()
+    TokenRevocation.objects.create(user=users[2], not_before=timezone.now())
+    ids = [str(u.pk) for u in users] * 3 + ["999999"]  # three sockets each, and a deleted user
+    with django_assert_num_queries(1):
+        state = revocation.access_state(ids)
+    monkeypatch.setattr(revocation, "RECHECK_BATCH", 2)
+    with django_assert_num_queries(3):
+        assert revocation.access_state(ids) == state
+    now = timezone.now().timestamp()
+    verdicts = [revocation.verdict(state, pk, now - 60) for pk in [*(str(u.pk) for u in users), "999999"]]
+    assert verdicts == [None, revocation.INACTIVE, revocation.REVOKED, None, None, revocation.INACTIVE]
+    assert revocation.verdict(state, str(users[2].pk), now + 1) is None  # a token issued after the revocation
