@@ -113,10 +113,9 @@ def user_for_token(token: AccessToken):
     return user
 
 
-def take_issued_at(user) -> float | None:
-    """The ``iat`` of the token that authenticated ``user``, removed from the instance (a session
-    keeps it itself, and reloads its user)."""
-    return user.__dict__.pop(ISSUED_AT, None)
+def issued_at_of(user) -> float | None:
+    """The ``iat`` of the token that authenticated ``user`` (None if not known)."""
+    return getattr(user, ISSUED_AT, None)
 
 
 def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult:

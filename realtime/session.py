@@ -15,7 +15,7 @@ import uuid
 from django.db import DatabaseError
 
 from . import metrics
-from .auth import authenticate, take_issued_at
+from .auth import authenticate, issued_at_of
 from .commands import Caller, registry
 from .conf import rt_settings
 from .db import run_sync_db
@@ -77,8 +77,9 @@ class Session:
         """Join the user's own room and return the ``connected`` payload; None if access ended
         meanwhile (the socket is then closed, 4004 or 4005)."""
         # The token's iat, for the periodic revocation re-check (revocation.recheck_sockets): one
-        # float per socket, taken off the user instance that realtime.auth stamped it on.
-        self.issued_at = take_issued_at(self.user)
+        # float per socket, from the user instance realtime.auth stamped it on (``recheck``
+        # reloads the user, the session keeps it).
+        self.issued_at = issued_at_of(self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
         self._joined(own)
@@ -207,7 +208,6 @@ class Session:
         if result.user.pk != self.user.pk:
             raise PermissionDenied("The token is for another user", code="token_user_mismatch")
         self.user = result.user
-        take_issued_at(self.user)
         self.issued_at = result.issued_at
         self.expires_at = result.expires_at
         self.expiry_warned = False
