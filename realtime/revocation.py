@@ -36,7 +36,10 @@ def revoke_tokens(user, reason: str = "token_revoked") -> None:
     """Refuse the user's tokens issued until now (access and refresh), and close their live sockets."""
     from .models import TokenRevocation
 
-    TokenRevocation.objects.update_or_create(user_id=user.pk, defaults={"not_before": timezone.now()})
+    now = timezone.now()
+    # Never moved back (two logouts at once, or from hosts whose clocks differ a little).
+    if not TokenRevocation.objects.filter(user_id=user.pk, not_before__lt=now).update(not_before=now):
+        TokenRevocation.objects.get_or_create(user_id=user.pk, defaults={"not_before": now})
     close_sockets(user.pk, CloseCode.TOKEN_REVOKED, reason, "The session was revoked")
 
 

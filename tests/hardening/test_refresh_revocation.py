@@ -200,3 +200,21 @@ async def test_an_admin_logout_closes_the_dashboard_sockets_minted_from_its_sess
     await database_sync_to_async(browser.login)(username=admin.username, password=PASSWORD)
     again = await connect(await database_sync_to_async(dashboard_token)(browser))
     assert again.connected_payload is not None
+
+
+def test_a_revocation_time_never_moves_back(user):
+    """A logout from a host whose clock is a little behind must not un-revoke tokens."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime.models import TokenRevocation
+    from realtime.revocation import revoke_tokens
+
+    later = timezone.now() + timedelta(seconds=5)
+    TokenRevocation.objects.create(user=user, not_before=later)
+    revoke_tokens(user, "logout")
+    assert TokenRevocation.objects.get(user=user).not_before == later
+    TokenRevocation.objects.filter(user=user).update(not_before=later - timedelta(hours=1))
+    revoke_tokens(user, "logout")
+    assert TokenRevocation.objects.get(user=user).not_before > later - timedelta(seconds=10)
