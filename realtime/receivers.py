@@ -1,7 +1,8 @@
 """Signal receivers of the add-on: user changes that must reach live sockets (docs/security.md).
 
-- Deactivation and deletion close the user's sockets (4004); a password change and every logout
-  (the JWT logout view, Django's own ``logout()`` in the admin) revoke the user's tokens (4005).
+- Deactivation and deletion close the user's sockets (4004); a password change, the JWT logout
+  and Django's own ``logout()`` of a session that opened the live dashboard revoke the user's
+  tokens (4005).
 - Every way a permission can be lost makes the sockets of exactly the users who may have lost it
   re-check their rooms: a membership removed from either side (``remove``, ``clear``, ``set``),
   permissions removed from a user or a group (all its members) or from the permission's side,
@@ -132,19 +133,23 @@ def permission_deleting(sender, instance, **kwargs):
 # -- logout ------------------------------------------------------------------------------------
 
 REVOKED_MARK = "realtime_revoked"  # set on a request whose logout already revoked the tokens
+DASHBOARD_TOKENS_MINTED = "realtime.dashboard_tokens"  # session key: this session minted socket tokens
 
 
 def logged_out(sender, request=None, user=None, **kwargs):
-    """Any logout revokes the user's tokens and closes their sockets (4005, ``logout``).
+    """Django's own ``logout()`` (the admin's "Log out") of a session that minted tokens for the
+    live dashboard (dashboard/views.py) revokes the user's tokens: the dashboard's sockets close
+    (4005, ``logout``) and its tokens are refused, as after the JWT logout (docs/security.md).
 
-    For Django's own ``logout()`` (the admin's "Log out"), this ends the sockets of the live
-    dashboard, whose tokens the admin session minted (dashboard/views.py), and every other token
-    of that user: a logout ends the user's access everywhere, as the JWT logout does
-    (docs/security.md). The JWT logout view revokes by itself and marks its request.
+    A socket does not know which session its token came from, so this revokes every token of
+    the user, as every logout of the JWT API does. A session that never opened the dashboard
+    revokes nothing; the JWT logout view revokes by itself and marks its request.
     """
     if user is None or getattr(request, REVOKED_MARK, False):
         return
-    revoke_tokens(user, "logout")
+    session = getattr(request, "session", None)
+    if session is not None and session.get(DASHBOARD_TOKENS_MINTED):
+        revoke_tokens(user, "logout")
 
 
 def connect() -> None:

@@ -8,6 +8,7 @@ the very second of a logout works, every token from before the logout stays refu
 
 HTTP through DRF's test client on the real views and PostgreSQL; sockets on the ASGI app.
 """
+import asyncio
 import math
 import time
 
@@ -116,8 +117,6 @@ async def test_a_login_in_the_same_second_as_a_logout_works_and_every_earlier_to
 
 
 async def _sleep_to_next_second():
-    import asyncio
-
     await asyncio.sleep(math.ceil(time.time()) - time.time() + 0.01)
 
 
@@ -218,3 +217,15 @@ def test_a_revocation_time_never_moves_back(user):
     TokenRevocation.objects.filter(user=user).update(not_before=later - timedelta(hours=1))
     revoke_tokens(user, "logout")
     assert TokenRevocation.objects.get(user=user).not_before > later - timedelta(seconds=10)
+
+
+async def test_an_admin_logout_of_a_session_without_the_dashboard_leaves_the_users_sockets(
+    make_user, redis_layer, connect
+):
+    admin = await database_sync_to_async(make_user)(is_staff=True)
+    sock = await connect((await database_sync_to_async(login)(admin.username))["access"])
+    browser = Client()
+    await database_sync_to_async(browser.login)(username=admin.username, password=PASSWORD)
+    await database_sync_to_async(browser.post)("/admin/logout/")
+    await asyncio.sleep(0.5)  # a close message would have arrived by now
+    assert "data" in await sock.command("ping")
