@@ -19,7 +19,8 @@ from urllib.parse import parse_qs
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -27,6 +28,7 @@ from .db import run_sync_db
 from .exceptions import AuthError
 
 SUBPROTOCOL_PREFIX = "bearer."
+ISSUED_AT = "token_issued_at"  # set on the authenticated user instance (user_for_token)
 
 logger = logging.getLogger("realtime.auth")
 
@@ -38,6 +40,7 @@ class AuthResult:
     expires_at: float | None = None  # the token's exp, epoch seconds
     subprotocol: str | None = None  # to echo on accept
     token_id: str | None = None  # jti, for revocation checks
+    issued_at: float | None = None  # the token's iat, epoch seconds (realtime/tokens.py: to the microsecond)
 
     @property
     def ok(self) -> bool:
@@ -96,12 +99,23 @@ def user_for_token(token: AccessToken):
     if not user.is_active:
         raise AuthError("user_inactive")
     from .models import TokenRevocation
+    from .revocation import is_revoked
 
     issued_at = token.payload.get("iat")
     revoked = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
-    if revoked is not None and (not isinstance(issued_at, (int, float)) or issued_at < revoked.timestamp()):
+    if is_revoked(issued_at, revoked):
         raise AuthError("token_revoked")
+    # On the user instance, as Django's ``authenticate()`` sets ``user.backend``: whoever opens a
+    # session with this user learns when its token was issued (``Session.open`` keeps it, to
+    # re-check revocation later; docs/security.md).
+    numeric = isinstance(issued_at, (int, float)) and not isinstance(issued_at, bool)
+    setattr(user, ISSUED_AT, float(issued_at) if numeric else None)
     return user
+
+
+def issued_at_of(user) -> float | None:
+    """The ``iat`` of the token that authenticated ``user`` (None if not known)."""
+    return getattr(user, ISSUED_AT, None)
 
 
 def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult:
@@ -120,12 +134,28 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
         expires_at=float(token.payload["exp"]),
         subprotocol=subprotocol,
         token_id=str(token.payload.get(api_settings.JTI_CLAIM, "")),
+        issued_at=getattr(user, ISSUED_AT),
     )
 
 
 async def authenticate(raw: object, subprotocol: str | None = None) -> AuthResult:
     """``authenticate_sync`` from async code (the database lookups run in a thread)."""
     return await run_sync_db(authenticate_sync, raw, subprotocol)
+
+
+class RevocationAwareJWTAuthentication(JWTAuthentication):
+    """DRF's simplejwt authentication that also refuses an access token issued at or before the
+    user's revocation time (logout, password change), as the sockets do (docs/security.md)."""
+
+    def get_user(self, validated_token):
+        from .models import TokenRevocation
+        from .revocation import is_revoked
+
+        user = super().get_user(validated_token)
+        not_before = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
+        if is_revoked(validated_token.get("iat"), not_before):
+            raise AuthenticationFailed("The session was revoked; log in again", code="token_revoked")
+        return user
 
 
 class JWTAuthMiddleware:

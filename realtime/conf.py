@@ -71,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_THROTTLE_BASE_DELAY": 1.0,
     "LOGIN_THROTTLE_MAX_DELAY": 300.0,
     "LOGIN_THROTTLE_WINDOW": 900.0,
+    # Seconds between two re-checks, by each process, of revocation and ``is_active`` for the
+    # users of all its open sockets (one query per 1,000 users): the bound on how long a socket
+    # outlives a logout whose close message was lost (Redis down). docs/security.md.
+    "REVOCATION_RECHECK_INTERVAL": 30.0,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],

@@ -67,6 +67,7 @@ class Hub:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
+        self._recheck: asyncio.Task | None = None  # the running revocation re-check, if any
         self.connections: set[Connection] = set()
         self.presence = make_presence()
         self.healthy = True
@@ -81,14 +82,14 @@ class Hub:
         metrics.LAYER_UP.set(1)
 
     async def stop(self) -> None:
-        for task in (self._task, self._sweeper):
+        for task in (self._task, self._sweeper, self._recheck):
             if task is not None:
                 task.cancel()
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        self._task = self._sweeper = None
+        self._task = self._sweeper = self._recheck = None
 
     # -- connections ----------------------------------------------------------------
 
@@ -105,10 +106,14 @@ class Hub:
             await self.presence.release(user_id, conn.connection_id)
 
     async def _sweep(self) -> None:
-        """Once a second: each socket's timers (token expiry, idle); presence leases."""
-        last_renew = last_refresh = time.monotonic()
+        """Once a second: each socket's timers (token expiry, idle); presence leases; and every
+        ``REVOCATION_RECHECK_INTERVAL`` the revocation re-check of all open sockets."""
+        last_renew = last_refresh = last_recheck = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            if time.monotonic() - last_recheck >= rt_settings.REVOCATION_RECHECK_INTERVAL:
+                last_recheck = time.monotonic()
+                self._start_recheck()
             if time.monotonic() - last_refresh > GROUP_REFRESH_SECONDS:
                 # Here, not in ``_run``: a process that hears nothing must still re-join before
                 # its groups expire (core layer ``group_expiry``), or its sockets go deaf.
@@ -124,6 +129,16 @@ class Hub:
             if time.monotonic() - last_renew > rt_settings.PRESENCE_LEASE / 3:
                 last_renew = time.monotonic()
                 await self.presence.renew([(c.user_id, c.connection_id) for c in self.connections])
+
+    def _start_recheck(self) -> None:
+        """Re-check revocation and ``is_active`` for every open socket, in a task of its own so a
+        slow database does not hold up the timers; one at a time (docs/security.md)."""
+        if self._recheck is not None and not self._recheck.done():
+            return
+        from .revocation import recheck_sockets
+
+        self._recheck = asyncio.ensure_future(recheck_sockets(list(self.connections)))
+        self._recheck.add_done_callback(_recheck_done)
 
     # -- membership ----------------------------------------------------------------
 
@@ -301,6 +316,12 @@ class Hub:
             except Exception:
                 metrics.ERRORS.labels("control").inc()
                 logger.exception("Control message to connection %s failed", conn.connection_id, extra=_log_fields(conn))
+
+
+def _recheck_done(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        metrics.ERRORS.labels("revocation_recheck").inc()
+        logger.error("Revocation re-check failed", exc_info=task.exception())
 
 
 def _log_fields(conn: Connection) -> dict:

@@ -4,10 +4,11 @@ from django.db import models
 
 
 class TokenRevocation(models.Model):
-    """Access tokens of ``user`` issued before ``not_before`` are refused (logout, password change).
+    """Tokens of ``user`` issued at or before ``not_before`` are refused (logout, password change).
 
-    simplejwt's blacklist covers refresh tokens only (TRAPS.md); an access token stays valid until
-    it expires, so sockets check this at connect and on ``auth:refresh``.
+    simplejwt's blacklist covers single refresh tokens only, and an access token stays valid until
+    it expires; so the handshake, ``auth:refresh``, the refresh endpoint and each process's periodic
+    re-check compare a token's ``iat`` with this (realtime/revocation.py, docs/security.md).
     """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

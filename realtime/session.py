@@ -23,7 +23,7 @@ import uuid
 from django.db import DatabaseError
 
 from . import metrics
-from .auth import authenticate
+from .auth import authenticate, issued_at_of
 from .commands import Caller, registry
 from .conf import rt_settings
 from .db import run_sync_db
@@ -31,6 +31,7 @@ from .events import SUBSCRIBED, UNSUBSCRIBED, ERROR
 from .exceptions import CommandError, InvalidInput, PermissionDenied, UnknownCommand
 from .hub import Hub
 from .permissions import policy, relevant_permissions
+from .revocation import check_access, close_message
 from .rooms import user_room
 from .subscriptions import check_rooms, expect_mapping, topics
 
@@ -87,12 +88,25 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def open(self) -> dict:
-        """Join the user's own room and return the ``connected`` payload."""
-        permissions = await run_sync_db(uncached(relevant_permissions), self.user)
+    async def open(self) -> dict | None:
+        """Join the user's own room and return the ``connected`` payload; None if access ended
+        meanwhile (the socket is then closed, 4004 or 4005)."""
+        # The token's iat, for the periodic revocation re-check (revocation.recheck_sockets): one
+        # float per socket, from the user instance realtime.auth stamped it on (``recheck``
+        # reloads the user, the session keeps it).
+        self.issued_at = issued_at_of(self.user)
         own = user_room(self.user.pk)
         await self.hub.join(self.connection, own)
         self._joined(own)
+        # Revocation and is_active checked again now that the user's room is joined: a logout or
+        # deactivation that landed since the token was checked sent its close message before this
+        # socket could hear it (issue #11); any later one reaches it through the room.
+        permissions, why = await run_sync_db(_permissions_and_access, self.user, self.issued_at)
+        if why is not None:
+            await self.connection.control(close_message(why))
+            return None
+        if getattr(self.connection, "closed", False):
+            return None  # closed by a control message while the check ran
         return {
             "userId": str(self.user.pk),
             "username": self.user.get_username(),
@@ -240,6 +254,7 @@ class Session:
         if result.user.pk != self.user.pk:
             raise PermissionDenied("The token is for another user", code="token_user_mismatch")
         self.user = result.user
+        self.issued_at = result.issued_at
         self.expires_at = result.expires_at
         self.expiry_warned = False
         return {"expiresAt": self.expires_at}
@@ -295,6 +310,11 @@ def forget_permissions(user) -> None:
     """Drop the permission caches Django's ``ModelBackend`` left on ``user``."""
     for name in PERMISSION_CACHES:
         user.__dict__.pop(name, None)
+
+
+def _permissions_and_access(user, issued_at):
+    """The ``connected`` payload's permissions, and why the socket must close (or None): one thread hop."""
+    return uncached(relevant_permissions)(user), check_access(user.pk, issued_at)
 
 
 def _reload_user(user):

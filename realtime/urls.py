@@ -1,5 +1,6 @@
-"""HTTP endpoints of the add-on: JWT obtain and refresh (simplejwt), logout."""
+"""HTTP endpoints of the add-on: JWT obtain and refresh (simplejwt, with revocation checked), logout."""
 from django.urls import path
+
 from .views import LoginView, LogoutView, RefreshView
 
 urlpatterns = [

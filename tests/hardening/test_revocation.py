@@ -14,6 +14,7 @@ import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from realtime import apublish
+from realtime.tokens import PreciseRefreshToken
 from tests.hardening.support import (
     command, connected, frames_until_close, hardened_server, http, receive_event, ws_connect,
 )
@@ -74,10 +75,9 @@ async def test_logout_closes_every_socket_of_the_user_on_every_process(servers, 
     assert await refused(b, access) == ("token_revoked", 4005)
     status, _ = await http("POST", f"{a.url}/api/auth/token/refresh/", {"refresh": str(refresh)})
     assert status == 401
-    # Logging in again gives a token that works. JWT ``iat`` has whole seconds, so the check
-    # fails closed: a token from the very second of the logout counts as issued before it.
-    await asyncio.sleep(int(time.time()) + 1.05 - time.time())
-    fresh = await database_sync_to_async(lambda: str(RefreshToken.for_user(user).access_token))()
+    # Logging in again at once gives a token that works: our endpoints mint ``iat`` to the
+    # microsecond (realtime/tokens.py), so it orders after the logout even in the same second.
+    fresh = await database_sync_to_async(lambda: str(PreciseRefreshToken.for_user(user).access_token))()
     again = await connected(b, fresh)
     assert "data" in await command(again, "ping")
 
