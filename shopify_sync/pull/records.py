@@ -7,6 +7,7 @@ The rules (docs/shopify.md, "Pull sync"):
   ``shopify-<customer id>@customers.shopify.invalid``; an order without a customer belongs to
   the one guest customer ``guest@customers.shopify.invalid``;
 - a Shopify order ``#1001`` is our order ``SHOP-1001`` (local numbers never start with ``SHOP-``);
+  ``SHOP-ID<order id>`` when that number is taken or the order has no name;
 - stock: Shopify's ``available`` is what can be sold, ours counts reserved units too, so
   ``available = max(0, shopify_available) + reserved``;
 - Shopify's order states map to the lifecycle as in ``FINANCIAL`` / ``FULFILLMENT`` / ``order_status``.
@@ -72,7 +73,12 @@ def customer_name(record: dict, customer_id: int) -> str:
 
 def order_number(name: object, order_id: int) -> str:
     base = text(name, 40).lstrip("#").strip()
-    return f"{ORDER_PREFIX}{base}"[:32] if base else f"{ORDER_PREFIX}{order_id}"[:32]
+    return f"{ORDER_PREFIX}{base}"[:32] if base else order_number_fallback(order_id)
+
+
+def order_number_fallback(order_id: int) -> str:
+    """For an order without a name, or whose number is taken: never equal to a ``SHOP-<name>``."""
+    return f"{ORDER_PREFIX}ID{order_id}"
 
 
 def shopify_available(level: dict) -> int:

@@ -250,7 +250,7 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
             guest = guest or guest_customer()
         number = numbers[x.id]
         if number in seen or (number in taken and taken[number] != x.id):
-            number = f"{r.ORDER_PREFIX}{x.id}"[:32]
+            number = r.order_number_fallback(x.id)
         seen.add(number)
         status, payment, fulfillment = r.order_states(x.data)
         rows.append(Order(shopify_id=x.id, number=number, customer_id=customers[buyer] if buyer else guest,
