@@ -354,7 +354,7 @@ class AdminDouble:
         self.bulk_delay = bulk_delay  # seconds a bulk operation stays RUNNING before it writes
         self.operations: dict[str, BulkOperation] = {}
         self.lock = threading.RLock()
-        self.requests: list[dict] = []  # one per GraphQL request: operation name, cost, throttled
+        self.requests: list[dict] = []  # one per GraphQL request: operation name, variables, cost, throttled
         self.downloads: list[dict] = []  # one per bulk file request: range, token header sent
         self.throttled = 0
         self.max_throttled_in_a_row = 0
@@ -413,7 +413,7 @@ class AdminDouble:
         with self.lock:
             available = self.bucket.refill()
             if requested > MAX_COST:
-                self.requests.append({"operation": name, "cost": requested, "throttled": False})
+                self.requests.append({"operation": name, "variables": variables, "cost": requested, "throttled": False})
                 return {"errors": [{"message": f"Query cost is {requested}, which exceeds the single query max "
                                                f"cost limit ({MAX_COST}).",
                                     "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
@@ -422,7 +422,7 @@ class AdminDouble:
                 self.throttled += 1
                 self._in_a_row += 1
                 self.max_throttled_in_a_row = max(self.max_throttled_in_a_row, self._in_a_row)
-                self.requests.append({"operation": name, "cost": requested, "throttled": True})
+                self.requests.append({"operation": name, "variables": variables, "cost": requested, "throttled": True})
                 return {"errors": [{"message": "Throttled", "extensions": {
                     "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
                     "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
@@ -432,7 +432,7 @@ class AdminDouble:
                              context_value={"shop": self.shop, "double": self})
             actual = min(requested, max(1, _actual(result.data)))
             self.bucket.available -= actual
-            self.requests.append({"operation": name, "cost": requested, "throttled": False})
+            self.requests.append({"operation": name, "variables": variables, "cost": requested, "throttled": False})
             answer = {"data": result.data}
             if result.errors:
                 answer["errors"] = [e.formatted for e in result.errors]
