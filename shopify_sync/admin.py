@@ -31,6 +31,9 @@ class SyncCheckpointInline(admin.StackedInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("shopify_sync.view_syncjob")  # part of the job: no permission of its own
+
 
 @admin.register(SyncJob)
 class SyncJobAdmin(ReadOnlyAdmin):
