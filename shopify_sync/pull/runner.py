@@ -30,6 +30,7 @@ logger = logging.getLogger("shopify_sync.pull")
 
 BATCH_SIZE = 1000        # JSONL lines per transaction (bulk mode)
 BULK_THRESHOLD = 2500    # "auto": a bulk operation from this many top-level records up
+POLL_INTERVAL = 1.0     # seconds between polls of a running bulk operation (1 cost point each)
 STALE_AFTER = 300        # seconds without a heartbeat before another host's running job is taken over
 UNFINISHED = (SyncJob.Status.RUNNING, SyncJob.Status.FAILED, SyncJob.Status.PENDING)
 
@@ -148,7 +149,8 @@ class PullJob:
             if not cp.bulk_operation_id:
                 cp.bulk_operation_id = bulk_ops.start(self.client, self.spec.bulk_query())
                 cp.save(update_fields=["bulk_operation_id"])
-            done = bulk_ops.wait(self.client, cp.bulk_operation_id, sleep=self.sleep, on_poll=self._beat)
+            done = bulk_ops.wait(self.client, cp.bulk_operation_id, interval=POLL_INTERVAL, max_interval=POLL_INTERVAL,
+                                 sleep=self.sleep, on_poll=self._beat)
             if done.status != "COMPLETED":
                 cp.bulk_operation_id = ""  # the next run starts a new operation
                 cp.save(update_fields=["bulk_operation_id"])
@@ -175,7 +177,10 @@ class PullJob:
             self.commit(batch, line_offset=cp.line_offset + lines, byte_offset=offset)
 
     def _beat(self, status: bulk_ops.BulkStatus) -> None:
+        """Each poll while Shopify runs the operation: the heartbeat, and a progress event (nothing
+        written yet, but watchers see the job is alive)."""
         SyncCheckpoint.objects.filter(pk=self.checkpoint.pk).update(heartbeat_at=timezone.now())
+        self.run.advance(0)
 
     # --- pages --------------------------------------------------------------------------------
 
