@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import socket
+import threading
+import zlib
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -43,10 +45,15 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(checkpoint: SyncCheckpoint) -> bool:
+_active: set[int] = set()  # jobs running in this process (the admin action runs them in threads)
+_active_lock = threading.Lock()
+
+
+def _owner_alive(job: SyncJob, checkpoint: SyncCheckpoint) -> bool:
+    if checkpoint.owner == owner_id():
+        with _active_lock:
+            return job.pk in _active
     host, _, pid = checkpoint.owner.rpartition(":")
-    if not checkpoint.owner or checkpoint.owner == owner_id():
-        return False
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -56,25 +63,41 @@ def _owner_alive(checkpoint: SyncCheckpoint) -> bool:
             return True
         return True
     beat = checkpoint.heartbeat_at
-    return beat is not None and (timezone.now() - beat).total_seconds() < STALE_AFTER
+    return bool(checkpoint.owner) and beat is not None and (timezone.now() - beat).total_seconds() < STALE_AFTER
 
 
-def _claim(resource: str, restart: bool) -> tuple[SyncJob | None, SyncCheckpoint | None]:
-    """The unfinished job of ``resource`` to resume (claimed for this process), or (None, None)."""
+def _lock(resource: str) -> None:
+    """One claim at a time per resource (PostgreSQL; SQLite serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(f"shopify_sync.pull.{resource}".encode())])
+
+
+def _claim(resource: str, restart: bool) -> tuple[progress.SyncRun, SyncCheckpoint]:
+    """The resource's unfinished job resumed (unless ``restart``), or a new job; claimed for this process."""
     with transaction.atomic():
+        _lock(resource)
         job = (SyncJob.objects.select_for_update().filter(resource=resource, status__in=UNFINISHED,
                                                            checkpoint__isnull=False).order_by("-created_at").first())
-        if job is None:
-            return None, None
-        checkpoint = SyncCheckpoint.objects.select_for_update().get(job=job)
-        if job.status == SyncJob.Status.RUNNING and _owner_alive(checkpoint):
+        checkpoint = SyncCheckpoint.objects.select_for_update().get(job=job) if job else None
+        if job and job.status == SyncJob.Status.RUNNING and _owner_alive(job, checkpoint):
             raise SyncAlreadyRunning(f"A {resource} sync is already running (job #{job.pk}, {checkpoint.owner})")
-        if restart:
-            SyncJob.objects.filter(pk=job.pk).update(status=SyncJob.Status.FAILED, finished_at=timezone.now())
-            return None, None
-        checkpoint.owner, checkpoint.heartbeat_at = owner_id(), timezone.now()
-        checkpoint.save(update_fields=["owner", "heartbeat_at"])
-        return job, checkpoint
+        if job and restart:
+            job.status, job.finished_at = SyncJob.Status.FAILED, timezone.now()
+            job.errors = [*job.errors, "abandoned: restarted"][-progress.MAX_ERRORS:]
+            job.save(update_fields=["status", "finished_at", "errors", "updated_at"])
+            job = None
+        if job:
+            logger.info("Resuming %s sync job #%s (%s)", resource, job.pk, checkpoint.mode or "not started")
+            checkpoint.owner, checkpoint.heartbeat_at = owner_id(), timezone.now()
+            checkpoint.save(update_fields=["owner", "heartbeat_at"])
+            run = progress.SyncRun.resume(job)  # its status event goes out on commit
+        else:
+            run = progress.SyncRun(resource).start()
+            checkpoint = SyncCheckpoint.objects.create(job=run.job, owner=owner_id(), heartbeat_at=timezone.now())
+        with _active_lock:
+            _active.add(run.job.pk)
+    return run, checkpoint
 
 
 @dataclass
@@ -257,13 +280,7 @@ def run_pull(resource: str, *, mode: str = "auto", client: AdminClient | None = 
         raise ValueError("mode is one of auto, bulk, pages")
     client = client or AdminClient.from_settings()  # a missing shop or token raises before any job
     sleep = sleep or client.sleep
-    job, checkpoint = _claim(resource, restart)
-    if job is None:
-        run = progress.SyncRun(resource).start()
-        checkpoint = SyncCheckpoint.objects.create(job=run.job, owner=owner_id(), heartbeat_at=timezone.now())
-    else:
-        logger.info("Resuming %s sync job #%s (%s)", resource, job.pk, checkpoint.mode or "not started")
-        run = progress.SyncRun.resume(job)
+    run, checkpoint = _claim(resource, restart)
     spec = SPECS[resource]
     pull = PullJob(run, checkpoint, spec, client, batch_size, sleep)
     try:
@@ -281,5 +298,9 @@ def run_pull(resource: str, *, mode: str = "auto", client: AdminClient | None = 
     except BaseException as e:
         run.fail(e)
         raise
-    run.finish()
+    else:
+        run.finish()
+    finally:
+        with _active_lock:
+            _active.discard(run.job.pk)
     return run.job

@@ -8,6 +8,8 @@ Stock changes still get their ``StockMovement`` ledger rows (kind ``set``).
 """
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from inventory.models import InventoryItem, InventoryLevel, Location, Product, ProductVariant, StockMovement
 from orders.models import Customer, Order, OrderLine
 
@@ -164,7 +166,7 @@ def write_inventory(batch: list[Record], job_id: int) -> Result:
             item_id__in={p[0] for p in pairs}, location_id__in={p[1] for p in pairs}).order_by("pk")
         existing = {(lv.item_id, lv.location_id): lv for lv in query}
     changed, created, moves = [], [], []
-    reason = f"Shopify sync #{job_id}"
+    reason, now = f"Shopify sync #{job_id}", timezone.now()  # bulk_update does not apply auto_now
     for x, item_pk, lid, value in wanted:
         if not item_pk:
             result.fail(x, "its inventory item is not imported")
@@ -178,7 +180,7 @@ def write_inventory(batch: list[Record], job_id: int) -> Result:
         available = r.local_available(value, level.reserved)
         if available != level.available:
             moves.append((level, available - level.available))
-            level.available = available
+            level.available, level.updated_at = available, now
             changed.append(level)
     if created:
         InventoryLevel.objects.bulk_create(created)

@@ -5,8 +5,10 @@ cost-based throttling is waited out."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
+from django.db import connection
 import pytest
 
 from inventory.models import Product, ProductVariant
@@ -142,3 +144,39 @@ def test_throttling_is_waited_out(double, shop):
     assert double.throttled >= 1 and client.throttled == double.throttled
     assert double.max_throttled_in_a_row == 1  # each wait was long enough: never refused twice running
     assert Product.objects.count() == 60
+
+
+def test_a_second_run_in_the_same_process_waits_for_the_first(double, shop):
+    catalogue(shop, 3)
+    double.bulk_delay = 3.0  # the first run waits for Shopify's bulk operation
+
+    def run_first() -> None:
+        try:
+            run_pull("products", mode="bulk")
+        finally:
+            connection.close()  # this thread's own connection
+
+    first = threading.Thread(target=run_first)
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not SyncCheckpoint.objects.filter(bulk_operation_id__gt="").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(SyncAlreadyRunning):
+            run_pull("products")
+    finally:
+        first.join(30)
+    assert SyncJob.objects.get().status == "completed" and Product.objects.count() == 3
+
+
+def test_restart_abandons_the_unfinished_job(double, shop, writes):
+    catalogue(shop, 30)
+    writes.crash_after = 1
+    with pytest.raises(Crash):
+        run_pull("products", mode="pages")
+    writes.crash_after = None
+    job = run_pull("products", mode="pages", restart=True)
+    old = SyncJob.objects.exclude(pk=job.pk).get()
+    assert (old.status, old.errors[-1]) == ("failed", "abandoned: restarted")
+    assert (job.status, job.processed) == ("completed", 30)
