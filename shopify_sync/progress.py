@@ -85,6 +85,10 @@ class SyncRun:
         if self.throttle.ready():
             self._emit_progress()
 
+    def add_error(self, message: str) -> None:
+        """Keep an error message with the job (its last 50), without advancing."""
+        self._error(message)
+
     def set_total(self, total: int) -> None:
         self.job.total = total
 

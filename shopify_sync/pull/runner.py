@@ -137,7 +137,7 @@ class PullJob:
             SyncJob.objects.filter(pk=job.pk).update(processed=F("processed") + result.processed,
                                                      failed=F("failed") + result.failed, updated_at=timezone.now())
         for error in result.errors[:-1]:
-            self.run._error(error)
+            self.run.add_error(error)
         self.run.advance(result.processed, failed=result.failed, error=(result.errors or [None])[-1])
 
     def _write(self, batch: Batch) -> Result:
@@ -211,10 +211,10 @@ class PullJob:
         spec, cp = self.spec, self.checkpoint
         while True:
             data = self.client.execute(spec.page_query(), {"first": spec.page_size, "after": cp.cursor or None})
-            connection = data.get(spec.root) or {}
-            info = connection.get("pageInfo") or {}
+            found = data.get(spec.root) or {}
+            info = found.get("pageInfo") or {}
             batch = Batch([], [])
-            for node in connection.get("nodes") or []:
+            for node in found.get("nodes") or []:
                 self._flatten(node, batch)
             self.commit(batch, cursor=info.get("endCursor") or cp.cursor)
             if not info.get("hasNextPage"):
@@ -237,15 +237,15 @@ class PullJob:
             except r.BadRecord as e:
                 batch.bad.append(str(e))
 
-    def _children(self, parent_gid: str, connection: dict) -> Iterator[dict]:
+    def _children(self, parent_gid: str, page: dict) -> Iterator[dict]:
         while True:
-            yield from connection.get("nodes") or []
-            info = connection.get("pageInfo") or {}
+            yield from page.get("nodes") or []
+            info = page.get("pageInfo") or {}
             if not info.get("hasNextPage"):
                 return
             node = self.client.execute(self.spec.children_query(), {
                 "id": parent_gid, "first": 100, "after": info.get("endCursor")}).get("node") or {}
-            connection = node.get(self.spec.child) or {}
+            page = node.get(self.spec.child) or {}
 
 
 def _groups(batch: list[Record]) -> list[list[Record]]:
