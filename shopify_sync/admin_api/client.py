@@ -8,6 +8,7 @@ log line and no error message. Plain ``http://`` is accepted for loopback hosts 
 double); any other shop is reached over HTTPS.
 """
 from collections.abc import Callable, Iterator
+import http.client
 import json
 import logging
 import time
@@ -158,6 +159,9 @@ class AdminClient:
                         return
                     offset += len(chunk)
             offset = start
-            for line in response:
-                offset += len(line)
-                yield line, offset
+            try:
+                for line in response:
+                    offset += len(line)
+                    yield line, offset
+            except (OSError, http.client.HTTPException) as e:
+                raise AdminAPIError(f"The bulk result download broke off at byte {offset}: {e}") from None

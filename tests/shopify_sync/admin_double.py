@@ -360,6 +360,7 @@ class AdminDouble:
         self.max_throttled_in_a_row = 0
         self._in_a_row = 0
         self.fail_next_bulk: str | None = None  # an errorCode: the next bulk operation FAILS with it
+        self.jsonl_tail = ""  # appended to each bulk result (tests of damaged lines)
         self.dir = Path(tempfile.mkdtemp(prefix="shopify-double-"))
         self.server: ThreadingHTTPServer | None = None
 
@@ -500,6 +501,8 @@ class AdminDouble:
                 if not context.get("more"):
                     break
                 start += BULK_WINDOW
+            out.write(self.jsonl_tail)
+            op.objectCount += self.jsonl_tail.count("\n")
         op.path = path
         op.fileSize = path.stat().st_size
         if op.objectCount:

@@ -151,3 +151,15 @@ def test_orders(double, shop, catalogue, mode):
     run_pull("orders", mode=mode, batch_size=4)  # lines are replaced, not added again
     assert OrderLine.objects.count() == 1 + 12 + 1 + 1
     assert Order.objects.count() == 5 and SyncJob.objects.filter(resource="orders").count() == 2
+
+
+def test_damaged_lines_are_counted_not_fatal(double, shop):
+    shop.add_product("Good", variants=[{"sku": "GOOD"}])
+    double.jsonl_tail = 'not json\n{"id": "gid://shopify/Nope/x"}\n{"id": "gid://shopify/Product/7", "title": 5,' \
+        ' "handle": null}\n'
+
+    job = run_pull("products", mode="bulk")
+
+    assert (job.status, job.processed, job.failed) == ("completed", 2, 2)
+    assert job.errors[0].startswith("line 3: Expecting value") and job.errors[1].startswith("line 4: not a Shopify id")
+    assert sorted(Product.objects.values_list("handle", flat=True)) == ["good", "shopify-7"]  # a handle made up
