@@ -12,7 +12,7 @@ from django.db import connection
 import pytest
 
 from inventory.models import Product, ProductVariant
-from shopify_sync.admin_api import AdminClient
+from shopify_sync.admin_api import AdminClient, BulkOperationError
 from shopify_sync.models import SyncCheckpoint, SyncJob
 from shopify_sync.pull import SyncAlreadyRunning, run_pull, writers
 from shopify_sync.pull.runner import owner_id
@@ -180,3 +180,16 @@ def test_restart_abandons_the_unfinished_job(double, shop, writes):
     old = SyncJob.objects.exclude(pk=job.pk).get()
     assert (old.status, old.errors[-1]) == ("failed", "abandoned: restarted")
     assert (job.status, job.processed) == ("completed", 30)
+
+
+def test_a_failed_bulk_operation_fails_the_job_and_the_next_run_starts_a_new_one(double, shop):
+    catalogue(shop, 5)
+    double.fail_next_bulk = "TIMEOUT"
+    with pytest.raises(BulkOperationError, match=r"ended FAILED \(TIMEOUT\)"):
+        run_pull("products", mode="bulk")
+    failed = SyncJob.objects.get()
+    assert failed.status == "failed" and failed.errors[-1] == "BulkOperationError: Bulk operation ended FAILED (TIMEOUT)"
+
+    job = run_pull("products")
+
+    assert (job.pk, job.status, job.processed, len(double.operations)) == (failed.pk, "completed", 5, 2)
