@@ -45,7 +45,7 @@ def peak_rss_mb() -> float:
 
 
 def start_double(products: int, variants: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.shopify_sync.admin_double", "--products", str(products),
+    proc = subprocess.Popen([sys.executable, "-m", "tests.shopify_sync.double", "--products", str(products),
                              "--variants", str(variants), "--token", TOKEN], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True)
     port = proc.stdout.readline().strip()

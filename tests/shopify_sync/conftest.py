@@ -1,7 +1,7 @@
 """The Admin API double for the pull sync tests, wired into settings (SHOPIFY_SHOP_DOMAIN/TOKEN)."""
 import pytest
 
-from tests.shopify_sync.admin_double import AdminDouble, Shop
+from tests.shopify_sync.double import AdminDouble, Shop
 
 
 @pytest.fixture

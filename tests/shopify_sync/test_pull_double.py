@@ -14,7 +14,7 @@ from shopify_sync.admin_api import AdminClient, AuthenticationError, BulkOperati
 from shopify_sync.admin_api import bulk
 from shopify_sync.admin_api.throttle import throttle_wait
 from shopify_sync.pull.specs import SPECS
-from tests.shopify_sync.admin_double import MAX_COST, SCHEMA, query_cost
+from tests.shopify_sync.double import MAX_COST, SCHEMA, query_cost
 
 ALL_QUERIES = [
     pytest.param(query, {"first": first, "id": "gid://shopify/Product/1"}, id=f"{spec.resource}-{kind}")

@@ -17,7 +17,7 @@ from shopify_sync.models import SyncCheckpoint, SyncJob
 from shopify_sync.pull import SyncAlreadyRunning, run_pull, writers
 from shopify_sync.pull.runner import owner_id
 from tests.servers import ROOT, database_url
-from tests.shopify_sync.admin_double import catalogue
+from tests.shopify_sync.double import catalogue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
