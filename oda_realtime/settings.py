@@ -252,6 +252,8 @@ for _name, _value in os.environ.items():
 
 SHOPIFY_WEBHOOK_SECRET = os.environ.get("SHOPIFY_WEBHOOK_SECRET", "")
 SHOPIFY_WEBHOOK_OLD_SECRET = os.environ.get("SHOPIFY_WEBHOOK_OLD_SECRET", "")
+SHOPIFY_SHOP_DOMAIN = os.environ.get("SHOPIFY_SHOP_DOMAIN", "")  # e.g. oda.myshopify.com (pull sync)
+SHOPIFY_ACCESS_TOKEN = os.environ.get("SHOPIFY_ACCESS_TOKEN", "")  # Admin API token (pull sync)
 
 # LOG_FORMAT=plain (default, for development) or json (production: one JSON object a line
 # with connection_id, user_id, reason... as fields; docs/observability.md). Tokens are redacted in both.

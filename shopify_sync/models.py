@@ -68,3 +68,26 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.event_id or self.webhook_id}"
+
+
+class SyncCheckpoint(models.Model):
+    """Where a pull sync job is (docs/shopify.md, "Pull sync"): written in the same transaction
+    as each batch of rows, so a job that stopped (crash, kill, error) resumes after its last
+    committed batch and never redoes or duplicates one."""
+
+    class Mode(models.TextChoices):
+        BULK = "bulk"
+        PAGES = "pages"
+
+    job = models.OneToOneField(SyncJob, on_delete=models.CASCADE, primary_key=True, related_name="checkpoint")
+    mode = models.CharField(max_length=10, choices=Mode.choices, blank=True)
+    cursor = models.TextField(blank=True, help_text="Pages: the end cursor of the last page written.")
+    bulk_operation_id = models.CharField(max_length=100, blank=True)
+    bulk_url = models.TextField(blank=True, help_text="The bulk result (a signed link, valid seven days).")
+    line_offset = models.BigIntegerField(default=0, help_text="Bulk: JSONL lines written.")
+    byte_offset = models.BigIntegerField(default=0, help_text="Bulk: bytes of the JSONL file written.")
+    owner = models.CharField(max_length=200, blank=True, help_text="host:pid of the process running the job.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"checkpoint of job {self.job_id}"

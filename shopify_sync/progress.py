@@ -64,6 +64,17 @@ class SyncRun:
         signals.sync_status.send(sender=SyncJob, job=self.job)
         return self
 
+    @classmethod
+    def resume(cls, job: SyncJob, **options) -> "SyncRun":
+        """Continue an unfinished ``job`` (the pull sync's resume): running again, its counts kept."""
+        run = cls(job.resource, job.total, **options)
+        run.job = job
+        job.status = SyncJob.Status.RUNNING
+        job.finished_at = None
+        job.save(update_fields=["status", "finished_at", "updated_at"])
+        signals.sync_status.send(sender=SyncJob, job=job)
+        return run
+
     def advance(self, n: int = 1, *, failed: int = 0, error: str | None = None) -> None:
         """``n`` more items processed, ``failed`` of them failed (with ``error``)."""
         job = self.job
@@ -73,6 +84,10 @@ class SyncRun:
             self._error(error)
         if self.throttle.ready():
             self._emit_progress()
+
+    def add_error(self, message: str) -> None:
+        """Keep an error message with the job (its last 50), without advancing."""
+        self._error(message)
 
     def set_total(self, total: int) -> None:
         self.job.total = total
