@@ -49,6 +49,8 @@ class WebhookDelivery(models.Model):
     shop_domain = models.CharField(max_length=255, blank=True)
     api_version = models.CharField(max_length=20, blank=True)
     triggered_at = models.CharField(max_length=40, blank=True)
+    digest = models.CharField(max_length=64, null=True, blank=True,
+                              help_text="sha256 of topic and raw body: the same signed body is stored once per topic")
     payload = models.JSONField()
     summary = models.JSONField(default=dict)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -62,6 +64,8 @@ class WebhookDelivery(models.Model):
                                     name="webhook_event_id_unique"),
             models.UniqueConstraint(fields=["webhook_id"], condition=Q(webhook_id__isnull=False),
                                     name="webhook_webhook_id_unique"),
+            models.UniqueConstraint(fields=["digest"], condition=Q(digest__isnull=False),
+                                    name="webhook_digest_unique"),
             models.CheckConstraint(condition=Q(event_id__isnull=False) | Q(webhook_id__isnull=False),
                                    name="webhook_has_an_id"),
         ]
