@@ -105,6 +105,8 @@ class OrderLine(models.Model):
     sku = models.CharField(max_length=64, blank=True)
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    shopify_variant_id = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                                help_text="Links the line when the variant arrives later")
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive")]
