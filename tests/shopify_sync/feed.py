@@ -45,7 +45,7 @@ def feed(n: int = 1000, seed: int = 7) -> list[tuple[str, bytes, str, str]]:
     for c in range(customers):
         out.append(("customers/create", _customer(c, tick(), 0)))
     deleted_products = set(range(0, products, 9))
-    while len(out) < n * 0.9:
+    while len(out) < n - len(deleted_products) - 1:
         roll = rnd.random()
         if roll < 0.55:
             item, p = rnd.choice(items)
