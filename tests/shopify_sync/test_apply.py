@@ -315,3 +315,33 @@ def test_shuffled_deliveries_with_duplicates_leave_the_same_state_as_in_order():
     run_feed(shuffled)
     assert feed.state() == in_order
     assert WebhookDelivery.objects.count() == len(deliveries)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_parallel_workers_apply_each_delivery_once():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    catalogue()
+    level = load("inventory_levels_update")
+    for i in range(30):
+        deliver("inventory_levels/update", {**level, "available": i, "updated_at": f"2025-01-11T10:00:{i:02d}Z"})
+    barrier = threading.Barrier(4)
+
+    def work(_):
+        try:
+            barrier.wait(timeout=10)
+            return processing.process_due()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(4) as pool:
+        handled = sum(pool.map(work, range(4)))
+    assert handled == 30
+    rows = WebhookDelivery.objects.filter(topic="inventory_levels/update")
+    assert sorted(set(rows.values_list("attempts", flat=True))) == [1]
+    assert set(rows.values_list("status", flat=True)) <= {"processed", "ignored"}
+    assert InventoryLevel.objects.get().available == 29  # the newest, whichever worker applied it
