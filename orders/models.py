@@ -88,12 +88,17 @@ class Order(models.Model):
         super().save(*args, **kwargs)
 
     def check_transitions(self, stored: dict) -> None:
+        """``ValidationError`` keyed by the first field whose change the lifecycle forbids."""
         changes = {f: getattr(self, f) for f in STATE_FIELDS if getattr(self, f) != stored[f]}
+        for field, new in changes.items():
+            try:
+                lifecycle.check(field, stored[field], new)
+            except lifecycle.InvalidTransition as e:
+                raise ValidationError({field: [e.message]}, code="invalid_transition") from e
         try:
-            lifecycle.check_order({f: stored[f] for f in STATE_FIELDS}, changes)
+            lifecycle.check_order({f: stored[f] for f in STATE_FIELDS}, changes)  # the rules across fields
         except lifecycle.InvalidTransition as e:
-            field = next((f for f in changes if f in e.message), None) or "status"
-            raise ValidationError({field: [e.message]}, code="invalid_transition") from e
+            raise ValidationError({"status": [e.message]}, code="invalid_transition") from e
 
 
 class OrderLine(models.Model):

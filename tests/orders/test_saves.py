@@ -120,3 +120,23 @@ async def test_admin_change_form_save_is_announced(staff, make_user):
     assert response.status_code == 302, response.content[:2000]
     frames = events_named(await pending(staff), "order:updated")
     assert [f["data"]["changes"] for f in frames] == [{"total": {"from": "118.00", "to": "99.00"}}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changes, error", [
+    ({"payment_status": "refunded"}, {"payment_status": ["payment_status cannot go from pending to refunded"]}),
+    ({"status": "confirmed", "payment_status": "refunded"},
+     {"payment_status": ["payment_status cannot go from pending to refunded"]}),
+    ({"status": "cancelled", "fulfillment_status": "returned"},
+     {"fulfillment_status": ["fulfillment_status cannot go from unfulfilled to returned"]}),
+    ({"status": "bogus"}, {"status": ["Unknown status: 'bogus'"]}),
+], ids=["payment", "payment next to a valid status", "fulfilment", "unknown value"])
+def test_the_error_names_the_field_the_lifecycle_refuses(changes, error):
+    order = make_order()
+    for field, value in changes.items():
+        setattr(order, field, value)
+    with pytest.raises(ValidationError) as e:
+        order.save()
+    assert e.value.message_dict == error
+    order.refresh_from_db()
+    assert (order.status, order.payment_status, order.fulfillment_status) == ("pending", "pending", "unfulfilled")
