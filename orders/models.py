@@ -87,6 +87,13 @@ class Order(models.Model):
         self._rt_previous = stored
         super().save(*args, **kwargs)
 
+    def clean(self) -> None:
+        """``full_clean()`` (model forms) reports a forbidden transition like ``save()`` refuses it."""
+        super().clean()
+        stored = type(self).objects.filter(pk=self.pk).values(*TRACKED_FIELDS).first() if self.pk else None
+        if stored is not None:
+            self.check_transitions(stored)
+
     def check_transitions(self, stored: dict) -> None:
         """``ValidationError`` keyed by the first field whose change the lifecycle forbids."""
         changes = {f: getattr(self, f) for f in STATE_FIELDS if getattr(self, f) != stored[f]}

@@ -140,3 +140,12 @@ def test_the_error_names_the_field_the_lifecycle_refuses(changes, error):
     assert e.value.message_dict == error
     order.refresh_from_db()
     assert (order.status, order.payment_status, order.fulfillment_status) == ("pending", "pending", "unfulfilled")
+
+
+@pytest.mark.django_db
+def test_full_clean_reports_the_forbidden_transition():
+    order = make_order()
+    order.status = "delivered"
+    with pytest.raises(ValidationError) as e:
+        order.full_clean()
+    assert e.value.message_dict["status"] == ["status cannot go from pending to delivered"]

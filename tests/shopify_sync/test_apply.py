@@ -345,3 +345,15 @@ def test_parallel_workers_apply_each_delivery_once():
     assert sorted(set(rows.values_list("attempts", flat=True))) == [1]
     assert set(rows.values_list("status", flat=True)) <= {"processed", "ignored"}
     assert InventoryLevel.objects.get().available == 29  # the newest, whichever worker applied it
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_each_outcome_is_published_to_shopify_watchers(make_user, token, connect):
+    sock = await connect(token(await db(make_user)(perms=["shopify_sync.view_syncjob"])))
+    await subscribe(sock, "shopify", rooms=["shopify:all"])
+    await db(apply)("locations/create", load("locations_create"))
+    frames = events_named(await pending(sock), "shopify:webhook:processed")
+    assert len(frames) == 1
+    data = frames[0]["data"]
+    assert (data["topic"], data["status"], data["attempts"], data["result"], data["error"]) == (
+        "locations/create", "processed", 1, "location 655441491: saved", "")
