@@ -357,3 +357,14 @@ async def test_each_outcome_is_published_to_shopify_watchers(make_user, token, c
     data = frames[0]["data"]
     assert (data["topic"], data["status"], data["attempts"], data["result"], data["error"]) == (
         "locations/create", "processed", 1, "location 655441491: saved", "")
+
+
+@pytest.mark.django_db
+def test_a_database_error_is_retried_and_its_error_quotes_no_personal_data():
+    apply("customers/create", load("customers_create"))
+    # Another Shopify customer with the same email (Shopify moved the email; the other update is late).
+    delivery = apply("customers/create", load("customers_create", id=42, first_name="Eve"))
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.error.startswith("IntegrityError: duplicate key value violates unique constraint")
+    assert "ada@example.com" not in delivery.error
+    assert Customer.objects.get().shopify_id == 706405506930370084  # nothing of the failed one written
