@@ -7,10 +7,9 @@ still sends its one ``order:updated`` (orders/receivers.py). Shopify's order nam
 (#1001) are kept in ``shopify_name``: the order number is ``shopify-<id>``, never a
 local ``#nnnn``.
 """
+from inventory.models import ProductVariant
 from orders.lifecycle import FulfillmentStatus as F, PaymentStatus as P, Status as S
 from orders.models import Customer, Order, OrderLine
-
-from inventory.models import ProductVariant
 
 from .common import Malformed, Stale, check_alive, check_newer, integer, items, money, shopify_id, text, version
 

@@ -1,7 +1,7 @@
 """``POST /shopify/webhooks/``: signatures over the raw body, deduplication, bad requests."""
 import base64
-from datetime import UTC, datetime, timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 import hashlib
 import hmac
 import json
