@@ -13,6 +13,7 @@ published, nobody listens):
 """
 import argparse
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 import json
 import os
 from pathlib import Path
@@ -93,11 +94,13 @@ def main() -> None:
     latencies = []
     start = time.perf_counter()
     for i in range(args.ops):
-        body = json.dumps({"id": i, "title": f"Product {i}", "body_html": "x" * 2000}).encode()
+        body = json.dumps({"id": i + 1, "title": f"Product {i}", "body_html": "x" * 2000, "variants": [],
+                           "updated_at": "2025-01-10T12:00:00Z"}).encode()
         t = time.perf_counter()
         response = client.generic("POST", "/shopify/webhooks/", body, content_type="application/json",
                                   HTTP_X_SHOPIFY_HMAC_SHA256=sign(body, "bench-secret"),
-                                  HTTP_X_SHOPIFY_TOPIC="products/update", HTTP_X_SHOPIFY_EVENT_ID=f"e{i}")
+                                  HTTP_X_SHOPIFY_TOPIC="products/update", HTTP_X_SHOPIFY_EVENT_ID=f"e{i}",
+                                  HTTP_X_SHOPIFY_TRIGGERED_AT=datetime.now(UTC).isoformat())
         latencies.append(time.perf_counter() - t)
         if response.status_code != 200:
             raise SystemExit(f"webhook answered {response.status_code}")

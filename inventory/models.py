@@ -16,6 +16,8 @@ class Location(models.Model):
     code = models.SlugField(max_length=50, unique=True)
     address = models.CharField(max_length=300, blank=True)
     is_active = models.BooleanField(default=True)
+    shopify_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    shopify_updated_at = models.DateTimeField(null=True, blank=True, help_text="Shopify's updated_at last applied")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -37,6 +39,7 @@ class Product(models.Model):
     product_type = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     shopify_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    shopify_updated_at = models.DateTimeField(null=True, blank=True, help_text="Shopify's updated_at last applied")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,7 +66,8 @@ class ProductVariant(models.Model):
 
 class InventoryItem(models.Model):
     variant = models.OneToOneField(ProductVariant, on_delete=models.CASCADE, related_name="inventory_item")
-    sku = models.CharField(max_length=64, unique=True)
+    sku = models.CharField(max_length=64, unique=True, null=True, blank=True,
+                           help_text="None for a Shopify variant without one (or whose SKU another item holds)")
     tracked = models.BooleanField(default=True)
     shopify_id = models.BigIntegerField(null=True, blank=True, unique=True)
 
@@ -80,6 +84,7 @@ class InventoryLevel(models.Model):
     available = models.IntegerField(default=0, help_text="Quantity on hand, reserved units included.")
     reserved = models.IntegerField(default=0, help_text="Units held by active reservations.")
     low_stock_threshold = models.IntegerField(default=5, help_text="Alert when sellable stock falls to this.")
+    shopify_updated_at = models.DateTimeField(null=True, blank=True, help_text="Shopify's updated_at last applied")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -149,6 +154,7 @@ class StockMovement(models.Model):
         EXPIRE = "expire"
         FULFILL = "fulfill"
         SAVE = "save"  # a plain save() outside the services (admin, shell)
+        SHOPIFY = "shopify"  # applied from a Shopify webhook
 
     level = models.ForeignKey(InventoryLevel, on_delete=models.CASCADE, related_name="movements")
     kind = models.CharField(max_length=10, choices=Kind.choices)

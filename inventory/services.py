@@ -319,3 +319,26 @@ def record_plain_save(level: InventoryLevel, previous: Previous | None, user=Non
             reserved_after=level.reserved, reason=reason, user=_user(user),
         )
     _send_level_changed(level, Kind.SAVE, previous, reason, user)
+
+
+# -- Shopify ----------------------------------------------------------------------------------
+
+
+def set_from_shopify(item_id: int, location_id: int, sellable: int, *, shopify_updated_at) -> InventoryLevel | None:
+    """Apply Shopify's ``available`` to a level; None when the level holds newer Shopify data.
+
+    Shopify's ``available`` is sellable stock; ours is on hand with reserved units included,
+    so on hand = Shopify's available + our reserved (docs/shopify.md). A negative ``available``
+    (Shopify oversold) is taken as 0 sellable: our constraints keep stock non-negative.
+    """
+    with transaction.atomic():
+        level = _lock_one(item_id, location_id, create=True)
+        if level.shopify_updated_at is not None and shopify_updated_at < level.shopify_updated_at:
+            return None
+        InventoryLevel.objects.filter(pk=level.pk).update(shopify_updated_at=shopify_updated_at)
+        level.shopify_updated_at = shopify_updated_at
+        target = level.reserved + max(0, sellable)
+        if target == level.available:
+            return level  # nothing changed: no event
+        return _apply(level, Kind.SHOPIFY, available_delta=target - level.available,
+                      reason=f"Shopify: {sellable} available")

@@ -3,11 +3,17 @@ from .rooms import ALL, customer_room
 
 ORDER_UPDATED = "order:updated"
 
-WIRE_NAMES = {"status": "status", "payment_status": "paymentStatus", "fulfillment_status": "fulfillmentStatus"}
+WIRE_NAMES = {"status": "status", "payment_status": "paymentStatus", "fulfillment_status": "fulfillmentStatus",
+              "total": "total", "currency": "currency", "customer_id": "customerId", "number": "number"}
 
 
 def order_rooms(order) -> list[str]:
-    return [ALL, customer_room(order.customer_id)]
+    """``orders:all`` and the customer's room (a Shopify guest order has no customer)."""
+    return [ALL] if order.customer_id is None else [ALL, customer_room(order.customer_id)]
+
+
+def _wire(field: str, value):
+    return str(value) if field == "customer_id" and value is not None else value
 
 
 def updated_payload(order, changes: dict[str, tuple], *, user_id=None, note: str = "", created: bool = False) -> dict:
@@ -16,12 +22,12 @@ def updated_payload(order, changes: dict[str, tuple], *, user_id=None, note: str
     return {
         "orderId": str(order.pk),
         "number": order.number,
-        "customerId": str(order.customer_id),
+        "customerId": None if order.customer_id is None else str(order.customer_id),
         "status": order.status,
         "previousStatus": previous.get("status", order.status),
         "paymentStatus": order.payment_status,
         "fulfillmentStatus": order.fulfillment_status,
-        "changes": {WIRE_NAMES[f]: {"from": old, "to": new} for f, (old, new) in changes.items()},
+        "changes": {WIRE_NAMES[f]: {"from": _wire(f, old), "to": _wire(f, new)} for f, (old, new) in changes.items()},
         "created": created,
         "total": order.total,
         "currency": order.currency,

@@ -1,8 +1,11 @@
 """All writes of orders: create an order, change its states through checked transitions.
 
-Each change locks the order row, checks every transition (``lifecycle``), writes the
-fields, one history row per field, and sends one ``order_changed``: one
-``order:updated`` after commit. An invalid change writes nothing.
+Each change locks the order row, checks every transition (``lifecycle``) and saves.
+Whatever saved the order (these services, the admin, Shopify, a plain ``save()``
+anywhere), ``record_save`` (from ``post_save``) writes one history row per changed
+state and sends one ``order_changed``: one ``order:updated`` after commit. The
+services only put their user and note on the instance, so there is one event per
+change, never two. An invalid change writes nothing.
 """
 from decimal import Decimal
 
@@ -12,9 +15,9 @@ from django.utils import timezone
 from realtime.exceptions import NotFound
 
 from . import lifecycle, signals
-from .models import Customer, Order, OrderHistory, OrderLine
+from .models import STATE_FIELDS, TRACKED_FIELDS, Customer, Order, OrderHistory, OrderLine
 
-FIELDS = ("status", "payment_status", "fulfillment_status")
+FIELDS = STATE_FIELDS
 
 
 def _user(user):
@@ -32,20 +35,15 @@ def next_number() -> str:
 def create_order(customer: Customer, lines=(), *, number: str | None = None, currency: str = "EUR",
                  user=None, note: str = "") -> Order:
     """A pending order with ``lines`` of ``(inventory_item or None, title, sku, quantity, unit_price)``."""
+    lines = list(lines)
+    total = sum((Decimal(unit_price) * quantity for *_, quantity, unit_price in lines), Decimal(0))
     with transaction.atomic():
-        order = Order.objects.create(customer=customer, number=number or next_number(), currency=currency)
-        total = Decimal(0)
+        order = Order(customer=customer, number=number or next_number(), currency=currency, total=total)
+        order._changed_by, order._change_note = user, note or "Order created"
+        order.save()
         for item, title, sku, quantity, unit_price in lines:
             OrderLine.objects.create(order=order, inventory_item=item, title=title, sku=sku,
                                      quantity=quantity, unit_price=unit_price)
-            total += Decimal(unit_price) * quantity
-        if total:
-            Order.objects.filter(pk=order.pk).update(total=total)
-            order.total = total
-        changes = {field: (None, getattr(order, field)) for field in FIELDS}
-        _history(order, changes, user, note or "Order created")
-        signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
-                                   created=True)
         return order
 
 
@@ -73,11 +71,8 @@ def update_order(order_id: int, *, status: str | None = None, payment_status: st
         for field, value in requested.items():
             setattr(order, field, value)
         order.updated_at = timezone.now()
-        order.save(update_fields=[*requested, "updated_at"])
-        changes = {field: (current[field], new) for field, new in requested.items()}
-        _history(order, changes, user, note)
-        signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
-                                   created=False)
+        order._changed_by, order._change_note = user, note
+        order.save(update_fields=[*requested, "updated_at"])  # record_save: history and the one event
         return order
 
 
@@ -97,3 +92,32 @@ def advance(order_id: int, *, user=None, note: str = "") -> Order | None:
     if new == lifecycle.Status.SHIPPED and order.fulfillment_status != lifecycle.FulfillmentStatus.FULFILLED:
         extra["fulfillment_status"] = lifecycle.FulfillmentStatus.FULFILLED
     return update_order(order_id, status=new, user=user, note=note, **extra)
+
+
+def _same(field: str, old, new) -> bool:
+    if field == "total" and old is not None and new is not None:
+        return Decimal(str(old)) == Decimal(str(new))
+    return old == new
+
+
+def record_save(order: Order, *, created: bool) -> None:
+    """After any save of an order: history of its states and one ``order_changed`` (none if nothing changed)."""
+    if any(hasattr(getattr(order, f), "resolve_expression") for f in TRACKED_FIELDS):
+        order.refresh_from_db(fields=[f.removesuffix("_id") if f.endswith("_id") else f for f in TRACKED_FIELDS])
+    previous = getattr(order, "_rt_previous", None)
+    order._rt_previous = None
+    user, note = getattr(order, "_changed_by", None), getattr(order, "_change_note", "")
+    order._changed_by, order._change_note = None, ""
+    if created or previous is None:
+        changes = {field: (None, getattr(order, field)) for field in FIELDS}
+        note = note or "Order created"
+    else:
+        changes = {f: (previous[f], getattr(order, f)) for f in TRACKED_FIELDS if not _same(f, previous[f], getattr(order, f))}
+        if not changes:
+            return  # saved without a change: no event
+        note = note or "Saved"
+    states = {f: change for f, change in changes.items() if f in FIELDS}
+    if states:
+        _history(order, states, user, note)
+    signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
+                               created=created)

@@ -4,6 +4,7 @@ import threading
 from django.contrib import admin
 from django.db import connection
 
+from . import processing
 from .models import SyncCheckpoint, SyncJob, WebhookDelivery
 
 logger = logging.getLogger("shopify_sync.pull")
@@ -60,12 +61,29 @@ class SyncJobAdmin(ReadOnlyAdmin):
                                    "the live dashboard; large catalogues are better run with manage.py shopify_sync.")
 
 
+@admin.action(description="Retry now (attempts start over)", permissions=["retry"])
+def retry_now(modeladmin, request, queryset):
+    count = processing.retry(queryset)
+    modeladmin.message_user(request, f"{count} delivery(ies) will be applied again by the worker.")
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "topic", "shop_domain", "event_id", "webhook_id", "api_version", "processed_at"]
-    list_filter = ["topic", "shop_domain", "api_version"]
-    search_fields = ["topic", "shop_domain", "event_id", "webhook_id"]
+    list_display = ["received_at", "topic", "status", "attempts", "short_error", "result", "next_attempt_at",
+                    "processed_at", "event_id"]
+    list_filter = ["status", "topic", "shop_domain", "api_version"]
+    search_fields = ["topic", "shop_domain", "event_id", "webhook_id", "error", "result"]
     date_hierarchy = "received_at"
+
+    actions = [retry_now]
+
+    def has_retry_permission(self, request) -> bool:
+        """Retrying needs the model's change permission (the rows themselves stay read-only)."""
+        return request.user.has_perm("shopify_sync.change_webhookdelivery")
+
+    @admin.display(description="error")
+    def short_error(self, obj) -> str:
+        return obj.error[:120]
 
 
 def _pull_in_background(resource: str) -> None:

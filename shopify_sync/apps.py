@@ -9,3 +9,9 @@ class ShopifySyncConfig(AppConfig):
         from . import receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()
+        import worker
+
+        from . import processing
+
+        worker.register("shopify.webhooks", processing.process_due, every=1.0)
+        worker.register("shopify.prune", processing.prune, every=3600.0)

@@ -3,6 +3,7 @@ from .rooms import ALL
 
 SYNC_STATUS = "shopify:syncStatus"
 WEBHOOK_RECEIVED = "shopify:webhook:received"
+WEBHOOK_PROCESSED = "shopify:webhook:processed"
 
 # The resource of a job -> the singular of its progress event (``shopify:product:progress``).
 SINGULAR = {"products": "product", "inventory": "inventory", "orders": "order", "customers": "customer"}
@@ -53,4 +54,17 @@ def webhook_payload(delivery) -> dict:
         "apiVersion": delivery.api_version,
         "receivedAt": delivery.received_at,
         "summary": delivery.summary,
+    }
+
+
+def processed_payload(delivery) -> dict:
+    return {
+        "webhookId": delivery.webhook_id,
+        "eventId": delivery.event_id,
+        "topic": delivery.topic,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "result": delivery.result,
+        "error": delivery.error[:300],
+        "nextAttemptAt": delivery.next_attempt_at,
     }

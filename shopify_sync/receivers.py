@@ -19,3 +19,8 @@ def publish_progress(sender, job, **kwargs) -> None:
 @receiver(signals.webhook_received, dispatch_uid="shopify.publish_webhook")
 def publish_webhook(sender, delivery, **kwargs) -> None:
     publish(events.WEBHOOK_RECEIVED, events.webhook_payload(delivery), events.rooms())
+
+
+@receiver(signals.webhook_processed, dispatch_uid="shopify.publish_processed")
+def publish_processed(sender, delivery, **kwargs) -> None:
+    publish(events.WEBHOOK_PROCESSED, events.processed_payload(delivery), events.rooms())

@@ -2,9 +2,13 @@
 
 Statuses: 405 not POST, 413 body over ``SHOPIFY_WEBHOOK_MAX_BYTES``, 415 not
 JSON, 401 bad or missing signature (nothing stored), 400 invalid JSON or
-headers, 200 stored (``accepted``) or already seen (``duplicate``, nothing sent
-again). Deduplication is the unique insert itself: two identical deliveries in
-parallel make one row and one event (TRAPS.md: no check-then-insert).
+headers, 400 ``stale_delivery`` when ``X-Shopify-Triggered-At`` is older than
+``SHOPIFY_WEBHOOK_MAX_AGE``, 400 ``topic_mismatch`` when the payload lacks the
+topic's shape, 200 stored (``accepted``) or already seen (``duplicate``, nothing
+sent again). Deduplication is the unique insert itself, on the event id, the
+webhook id and the digest of topic and body: two identical deliveries in
+parallel make one row and one event, and the same signed body under new ids is
+a duplicate (docs/shopify.md, issue #11).
 """
 import json
 import logging
@@ -13,11 +17,15 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from . import signals
 from .models import WebhookDelivery
-from .webhooks import TOPIC_RE, clean_header, signature_valid, summarize
+from .webhooks import (
+    DEFAULT_MAX_AGE_MARGIN, RETRY_HORIZON_SECONDS, TOPIC_RE, clean_header, digest, parse_time, shape_error,
+    signature_valid, summarize,
+)
 
 logger = logging.getLogger("shopify_sync.webhooks")
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -29,6 +37,11 @@ def _refuse(status: int, error: str) -> JsonResponse:
 
 def _max_bytes() -> int:
     return getattr(settings, "SHOPIFY_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES)
+
+
+def max_age() -> int:
+    """Seconds after which a delivery is a replay: Shopify's retry horizon plus a margin."""
+    return getattr(settings, "SHOPIFY_WEBHOOK_MAX_AGE", RETRY_HORIZON_SECONDS + DEFAULT_MAX_AGE_MARGIN)
 
 
 def _read_body(request) -> bytes | None:
@@ -72,15 +85,24 @@ def webhook(request):
     topic = request.headers.get("X-Shopify-Topic") or ""
     event_id = clean_header(request.headers.get("X-Shopify-Event-Id"))
     webhook_id = clean_header(request.headers.get("X-Shopify-Webhook-Id"))
-    if not TOPIC_RE.match(topic) or (event_id is None and webhook_id is None):
+    triggered_text = clean_header(request.headers.get("X-Shopify-Triggered-At"))
+    triggered_at = parse_time(triggered_text)
+    if not TOPIC_RE.match(topic) or (event_id is None and webhook_id is None) or triggered_at is None:
         return _refuse(400, "invalid_headers")
+    if (timezone.now() - triggered_at).total_seconds() > max_age():
+        logger.warning("Refused a stale webhook %s triggered at %s (replay?)", topic, triggered_text)
+        return _refuse(400, "stale_delivery")
+    mismatch = shape_error(topic, payload)
+    if mismatch is not None:
+        logger.warning("Refused a webhook whose payload does not fit its topic: %s", mismatch)
+        return _refuse(400, "topic_mismatch")
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 event_id=event_id, webhook_id=webhook_id, topic=topic,
                 shop_domain=clean_header(request.headers.get("X-Shopify-Shop-Domain")) or "",
                 api_version=(clean_header(request.headers.get("X-Shopify-API-Version")) or "")[:20],
-                triggered_at=(clean_header(request.headers.get("X-Shopify-Triggered-At")) or "")[:40],
+                triggered_at=triggered_text, digest=digest(topic, body),
                 payload=payload, summary=summarize(topic, payload),
             )
             signals.webhook_received.send(sender=WebhookDelivery, delivery=delivery)

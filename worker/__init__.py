@@ -1,0 +1,74 @@
+"""The one background worker: a registry of periodic jobs and the loop that runs them.
+
+Apps register their jobs in ``AppConfig.ready()``::
+
+    worker.register("shopify.webhooks", processing.process_due, every=1.0)
+
+``manage.py realtime_worker`` runs the loop (docs/shopify.md, *Worker*); ``run()`` takes a
+``threading.Event`` so the same loop can later run in a thread of the server process. A job
+returns how much work it did: a job that did some runs again at once (a backlog drains
+without waiting ``every``), one that did none waits ``every`` seconds. A job that raises is
+logged and run again at its next turn: one broken job never stops the others. Pure
+scheduling: the jobs bring their own transactions.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import logging
+import threading
+import time
+
+from django.db import close_old_connections, connection
+
+__all__ = ["Job", "register", "registered", "run", "run_once"]
+
+logger = logging.getLogger("worker")
+
+
+@dataclass
+class Job:
+    name: str
+    fn: Callable[[], int | None]
+    every: float
+    due: float = field(default=0.0)
+
+
+_jobs: dict[str, Job] = {}
+
+
+def register(name: str, fn: Callable[[], int | None], *, every: float) -> None:
+    """Add (or replace) the periodic job ``name``: ``fn()`` at most every ``every`` seconds when idle."""
+    _jobs[name] = Job(name, fn, every)
+
+
+def registered() -> list[str]:
+    return sorted(_jobs)
+
+
+def run_once(names=None, clock: Callable[[], float] = time.monotonic) -> int:
+    """Run every due job (of ``names``, or all) once; returns the total work done."""
+    total = 0
+    for job in list(_jobs.values()):
+        if (names and job.name not in names) or job.due > clock():
+            continue
+        if not connection.in_atomic_block:  # a caller's transaction (tests, --once in a shell) is theirs
+            close_old_connections()
+        try:
+            done = job.fn() or 0
+        except Exception:  # noqa: BLE001  logged; the other jobs go on
+            logger.exception("Worker job %s failed", job.name)
+            done = 0
+        job.due = clock() if done else clock() + job.every
+        total += done
+    return total
+
+
+def run(stop: threading.Event, names=None, tick: float = 0.2) -> None:
+    """Run the jobs until ``stop`` is set (waiting ``tick`` when nothing was done)."""
+    unknown = set(names or ()) - set(_jobs)
+    if unknown:
+        raise ValueError(f"Unknown worker job(s): {', '.join(sorted(unknown))}")
+    logger.info("Worker started: %s", ", ".join(n for n in registered() if not names or n in names))
+    while not stop.is_set():
+        if not run_once(names):
+            stop.wait(tick)
+    logger.info("Worker stopped")
