@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
     # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],
+    # Event history for resuming connections (docs/design.md#history): events are kept at least
+    # this many seconds (also how long a disconnected session may be resumed), and at most this
+    # many events; a position older than either answers "not recoverable".
+    "HISTORY_WINDOW": 600.0,
+    "HISTORY_MAX_EVENTS": 100_000,
 }
 
 
