@@ -108,7 +108,8 @@ def check_rooms(rooms) -> frozenset[str]:
     """The rooms of a replay as a set; at most MAX_REPLAY_ROOMS strings (bad input: ValueError)."""
     if isinstance(rooms, str):
         rooms = [rooms]
-    rooms = list(rooms)
+    if not isinstance(rooms, (list, tuple, set, frozenset)):
+        raise ValueError("Rooms are a list of room names")
     if len(rooms) > MAX_REPLAY_ROOMS or not all(isinstance(r, str) for r in rooms):
         raise ValueError("Too many rooms, or not room names")
     return frozenset(rooms)
@@ -143,8 +144,8 @@ class MemoryHistory(_Base):
         self.max_events = max_events
         self.clock = clock
         self._entries: deque[tuple[StreamId, Event]] = deque()
-        self._last = StreamId(0, 0)
-        self._max_deleted = StreamId(0, 0)
+        # The epoch starts now; a position before it was never given out: as if trimmed.
+        self._last = self._max_deleted = StreamId(int(clock() * 1000), 0)
         self._ids: OrderedDict[str, tuple[str, float]] = OrderedDict()  # event id -> (position, expiry)
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

@@ -43,7 +43,9 @@ if (not epoch) or redis.call('EXISTS', KEYS[2]) == 0 then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[1], epoch)
-  redis.call('XADD', KEYS[2], '*', 'epoch', epoch)
+  local start = redis.call('XADD', KEYS[2], '*', 'epoch', epoch)
+  -- A position before the epoch's start was never given out: as if trimmed.
+  redis.call('XSETID', KEYS[2], start, 'MAXDELETEDID', start)
 end
 """
 
@@ -53,10 +55,26 @@ end
 _APPEND = _ENSURE_EPOCH + """
 local seen = redis.call('GET', KEYS[3])
 if seen then return {seen, 0} end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*',
-  'e', ARGV[5], 'i', ARGV[6], 'r', ARGV[7], 'j', ARGV[8], 't', ARGV[9])
-local ms = tonumber(string.match(id, '^(%d+)-'))
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%.0f', ms - tonumber(ARGV[3])))
+local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[5], 'i', ARGV[6], 'r', ARGV[7], 'j', ARGV[8], 't', ARGV[9])
+-- Trimming does not move the stream's max-deleted-entry-id (Redis 7.0): record the newest
+-- trimmed id with XSETID, so that replay knows whether anything after a position is gone.
+local trimmed = false
+local excess = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[2])
+if excess > 0 then
+  local gone = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', excess)
+  trimmed = gone[#gone][1]
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[2])
+end
+local cutoff = tonumber(string.match(id, '^(%d+)-')) - tonumber(ARGV[3])
+if cutoff > 0 then
+  cutoff = string.format('%.0f', cutoff) .. '-0'
+  local old = redis.call('XREVRANGE', KEYS[2], '(' .. cutoff, '-', 'COUNT', 1)
+  if old[1] then
+    trimmed = old[1][1]
+    redis.call('XTRIM', KEYS[2], 'MINID', cutoff)
+  end
+end
+if trimmed then redis.call('XSETID', KEYS[2], id, 'MAXDELETEDID', trimmed) end
 local pos = epoch .. ':' .. id
 redis.call('SET', KEYS[3], pos, 'EX', ARGV[4])
 if #ARGV > 10 then
