@@ -68,9 +68,9 @@ end
 local cutoff = tonumber(string.match(id, '^(%d+)-')) - tonumber(ARGV[3])
 if cutoff > 0 then
   cutoff = string.format('%.0f', cutoff) .. '-0'
-  local old = redis.call('XREVRANGE', KEYS[2], '(' .. cutoff, '-', 'COUNT', 1)
-  if old[1] then
-    trimmed = old[1][1]
+  -- XRANGE first: XREVRANGE from below the first entry walks the whole stream (Redis 7.0).
+  if redis.call('XRANGE', KEYS[2], '-', '(' .. cutoff, 'COUNT', 1)[1] then
+    trimmed = redis.call('XREVRANGE', KEYS[2], '(' .. cutoff, '-', 'COUNT', 1)[1][1]
     redis.call('XTRIM', KEYS[2], 'MINID', cutoff)
   end
 end
@@ -114,7 +114,26 @@ local lm, ls = parse(last)
 if less(lm, ls, sm, ss) then return {'future'} end
 local dm, ds = parse(deleted)
 if less(sm, ss, dm, ds) then return {'trimmed'} end
-return {'ok', last, redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-' .. ARGV[3], '+', 'COUNT', ARGV[4])}
+local rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-' .. ARGV[3], '+', 'COUNT', ARGV[4])
+local wanted = {}
+for i = 5, #ARGV do wanted[ARGV[i]] = true end
+-- ok, last generated id, last id scanned, entries scanned, then 6 values per event of the rooms:
+-- id, name, event id, rooms, json, ts (fields e, i, r, j, t in the order XADD wrote them).
+local out = {'ok', last, '', #rows}
+for _, row in ipairs(rows) do
+  out[3] = row[1]
+  local f = row[2]
+  if f[1] == 'e' then
+    for room in string.gmatch(f[6], '[^ ]+') do
+      if wanted[room] then
+        out[#out + 1] = row[1]; out[#out + 1] = f[2]; out[#out + 1] = f[4]
+        out[#out + 1] = f[6]; out[#out + 1] = f[8]; out[#out + 1] = f[10]
+        break
+      end
+    end
+  end
+end
+return out
 """
 
 
@@ -264,24 +283,19 @@ class RedisHistory(_Base):
             return NOT_RECOVERABLE
         epoch, start = parsed
         limit = max(1, min(int(limit), 10 * REPLAY_BATCH))
+        # Filtered by rooms in the script: only the caller's events cross the network.
         reply = await self._run(self._replay, [self.epoch_key, self.stream_key],
-                                [epoch, start.ms, start.seq, limit])
+                                [epoch, start.ms, start.seq, limit, *wanted])
         if _text(reply[0]) != "ok":
             return NOT_RECOVERABLE
-        last, entries = _text(reply[1]), reply[2]
-        events: list[Entry] = []
-        scanned = str(start)
-        for raw_id, raw_fields in entries:
-            scanned = _text(raw_id)
-            fields = dict(zip(map(_text, raw_fields[::2]), raw_fields[1::2]))
-            if "e" not in fields:
-                continue  # the epoch's marker
-            rooms_of = tuple(_text(fields["r"]).split(" "))
-            if wanted.intersection(rooms_of):
-                event = Event(_text(fields["e"]), _text(fields["i"]), rooms_of, _text(fields["j"]),
-                              float(_text(fields["t"])))
-                events.append(Entry(f"{epoch}:{scanned}", event))
-        complete = len(entries) < limit or scanned == last
+        last, scanned, count = _text(reply[1]), _text(reply[2]) or str(start), int(reply[3])
+        values = [_text(v) for v in reply[4:]]
+        events = [
+            Entry(f"{epoch}:{values[i]}", Event(values[i + 1], values[i + 2], tuple(values[i + 3].split(" ")),
+                                                values[i + 4], float(values[i + 5])))
+            for i in range(0, len(values), 6)
+        ]
+        complete = count < limit or scanned == last
         return Replay(True, events, f"{epoch}:{scanned}", complete)
 
     async def aclose(self) -> None:
