@@ -23,6 +23,7 @@ import weakref
 
 from django.core.exceptions import ImproperlyConfigured
 from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 from redis.commands.core import AsyncScript
 
 from .conf import rt_settings
@@ -284,8 +285,13 @@ class RedisHistory(_Base):
         epoch, start = parsed
         limit = max(1, min(int(limit), 10 * REPLAY_BATCH))
         # Filtered by rooms in the script: only the caller's events cross the network.
-        reply = await self._run(self._replay, [self.epoch_key, self.stream_key],
-                                [epoch, start.ms, start.seq, limit, *wanted])
+        try:
+            reply = await self._run(self._replay, [self.epoch_key, self.stream_key],
+                                    [epoch, start.ms, start.seq, limit, *wanted])
+        except (RedisError, OSError) as e:
+            # Unavailable history: the caller starts a fresh session, as for a trimmed position.
+            logger.error("Event history unavailable for a replay: %s", type(e).__name__)
+            return NOT_RECOVERABLE
         if _text(reply[0]) != "ok":
             return NOT_RECOVERABLE
         last, scanned, count = _text(reply[1]), _text(reply[2]) or str(start), int(reply[3])

@@ -13,12 +13,17 @@ data) and ``<prefix>:history:user:<user id>`` (set of the user's pids).
 """
 from dataclasses import asdict, dataclass, field
 import json
+import logging
 import re
 import secrets
 import time
 import weakref
 
+from redis.exceptions import RedisError
+
 from .conf import rt_settings
+
+logger = logging.getLogger("realtime.history")
 
 PID_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 MAX_USER_ID = 64
@@ -196,15 +201,23 @@ class RedisSessions:
         keys = [self.session_prefix + session.pid, self.user_prefix + user]
         args = [1 if create else 0, user, session.owner, data, max(1, int(_ttl())), session.pid,
                 self.session_prefix, INDEX_PRUNE_OVER]
-        return bool(await self._store(keys=keys, args=args, client=self.clients.get()))
+        try:
+            return bool(await self._store(keys=keys, args=args, client=self.clients.get()))
+        except (RedisError, OSError) as e:
+            logger.error("Session store unavailable; session not stored: %s", type(e).__name__)
+            return False
 
     async def take_session(self, pid: object, user_id: object, owner: str) -> StoredSession | None:
         """The session ``pid`` of ``user_id``, now owned by ``owner``; None if unknown or another user's."""
         user = _user(user_id)
         if not valid_pid(pid) or user is None:
             return None
-        reply = await self._take(keys=[self.session_prefix + pid], args=[user, owner, max(1, int(_ttl()))],
-                                 client=self.clients.get())
+        try:
+            reply = await self._take(keys=[self.session_prefix + pid], args=[user, owner, max(1, int(_ttl()))],
+                                     client=self.clients.get())
+        except (RedisError, OSError) as e:
+            logger.error("Session store unavailable; a fresh session instead: %s", type(e).__name__)
+            return None
         if not reply:
             return None
         previous, data = (v.decode() if isinstance(v, bytes) else v for v in reply)
@@ -217,8 +230,14 @@ class RedisSessions:
         user = _user(user_id)
         if user is None:
             return 0
-        return int(await self._delete_user(keys=[self.user_prefix + user], args=[self.session_prefix],
-                                           client=self.clients.get()))
+        try:
+            return int(await self._delete_user(keys=[self.user_prefix + user], args=[self.session_prefix],
+                                               client=self.clients.get()))
+        except (RedisError, OSError) as e:
+            # A resume still needs a valid token: a revoked one is refused (docs/design.md#history).
+            logger.error("Session store unavailable; the user's sessions expire with the window: %s",
+                         type(e).__name__)
+            return 0
 
     async def aclose(self) -> None:
         await self.clients.aclose()

@@ -458,3 +458,36 @@ def test_several_redis_hosts_are_refused():
     layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0", "redis://127.0.0.1:6380/0"])
     with pytest.raises(ImproperlyConfigured):
         RedisHistory.for_layer(layer)
+
+
+@pytest.mark.redis
+async def test_an_unavailable_redis_is_not_recoverable_and_no_exception(private_redis):
+    b = Backend("pubsub", private_redis.url)
+    try:
+        history = b.history()
+        position = await history.publish(event(0))
+        private_redis.stop()
+        assert await history.replay(position, [ROOM_A]) == Replay(False, [], None, True)
+        with pytest.raises(redis_lib.RedisError):  # publish() bounds, counts and retries (idempotent)
+            await history.publish(event(1))
+    finally:
+        b.url = None  # a stopped private server: nothing to clean
+        await b.close()
+
+
+@pytest.mark.redis
+def test_sync_code_publishes_on_a_fresh_loop_each_time(redis_url):
+    """``publish()`` from sync code runs each send on a new event loop (async_to_sync): each gets
+    its own Redis connection, closed with its loop."""
+    from asgiref.sync import async_to_sync
+
+    b = Backend("pubsub", redis_url)
+    history = b.history()
+    try:
+        positions = [async_to_sync(history.publish)(event(i)) for i in range(3)]
+        assert keys(positions) == sorted(set(keys(positions)))
+        replay = async_to_sync(history.replay)(positions[0], [ROOM_A])
+        assert [e.position for e in replay.events] == positions[1:]
+    finally:
+        b.histories.clear()
+        async_to_sync(b.close)()

@@ -128,3 +128,22 @@ async def test_redis_sessions_expire_with_the_window(redis_url, settings):
         await store.aclose()
         redis_lib.Redis.from_url(redis_url).delete(f"{prefix}:history:session:{stored.pid}",
                                                    f"{prefix}:history:user:42")
+
+
+@pytest.mark.redis
+async def test_an_unavailable_store_gives_a_fresh_session_and_no_exception():
+    from tests.servers import RedisProcess
+
+    server = RedisProcess().start()
+    layer = RedisPubSubChannelLayer(hosts=[{"address": server.url, "socket_timeout": 15}], prefix="testsessdown")
+    store = make_sessions(layer)
+    try:
+        stored = session()
+        assert await store.store_session(stored, create=True)
+        server.stop()
+        assert await store.take_session(stored.pid, "42", "conn-2") is None
+        assert await store.store_session(session(), create=True) is False
+        assert await store.delete_user_sessions("42") == 0
+    finally:
+        await store.aclose()
+        server.stop()
