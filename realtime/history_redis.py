@@ -6,6 +6,8 @@ docs/design.md#history. Keys, all under one prefix (default: the channel layer's
 - ``<prefix>:history:stream``  the events: fields e (name), i (id), r (rooms, space-separated),
                                j (envelope JSON), t (publish time); the epoch's first entry is a marker
 - ``<prefix>:history:id:<id>`` the position given to an event id (idempotency), expires with the window
+- ``<prefix>:history:server``  the run id of the Redis server: a restart (even with persistence) is a
+                               new epoch, checked when connecting and resuming (``head``, ``replay``)
 
 On the channels-redis **pub/sub** layer (msgpack, no encryption) the append script also PUBLISHes the
 layer message, with its position appended, to the rooms' group channels: Redis runs a script
@@ -38,15 +40,29 @@ logger = logging.getLogger("realtime.history")
 
 # Ensures the epoch: when the epoch key or the stream is missing (flushed, restarted without
 # persistence, evicted), a new epoch starts with a new stream whose first entry marks it.
-_ENSURE_EPOCH = """
+# ``fresh`` may already be set by _SERVER_CHECK.
+_START_EPOCH = """
 local epoch = redis.call('GET', KEYS[1])
-if (not epoch) or redis.call('EXISTS', KEYS[2]) == 0 then
+if fresh or (not epoch) or redis.call('EXISTS', KEYS[2]) == 0 then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[1], epoch)
   local start = redis.call('XADD', KEYS[2], '*', 'epoch', epoch)
   -- A position before the epoch's start was never given out: as if trimmed.
   redis.call('XSETID', KEYS[2], start, 'MAXDELETEDID', start)
+end
+"""
+_ENSURE_EPOCH = "local fresh = false" + _START_EPOCH
+
+# On the connect and resume paths (not on every publish): a Redis restart, even with persistence
+# (a snapshot may lack the last writes before the crash), starts a new epoch. KEYS[3]: the run id
+# of the Redis server that the epoch was last checked on.
+_SERVER_CHECK = """
+local fresh = false
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[3]) ~= run then
+  fresh = redis.call('EXISTS', KEYS[3]) == 1
+  redis.call('SET', KEYS[3], run)
 end
 """
 
@@ -95,29 +111,29 @@ for i = 1, #info, 2 do
 end
 """
 
-# KEYS: epoch, stream. ARGV: candidate epoch.
-_HEAD = _ENSURE_EPOCH + _INFO + """
+# KEYS: epoch, stream, server. ARGV: candidate epoch.
+_HEAD = _SERVER_CHECK + _START_EPOCH + _INFO + """
 return epoch .. ':' .. last
 """
 
-# KEYS: epoch, stream. ARGV: the position's epoch, ms, seq; batch size. Checks and reads atomically.
-_REPLAY = """
-local epoch = redis.call('GET', KEYS[1])
-if (not epoch) or epoch ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then return {'epoch'} end
+# KEYS: epoch, stream, server. ARGV: candidate epoch; the position's epoch, ms, seq; batch size;
+# the rooms. Checks and reads atomically.
+_REPLAY = _SERVER_CHECK + _START_EPOCH + """
+if epoch ~= ARGV[2] then return {'epoch'} end
 """ + _INFO + """
 local function parse(id)
   local a, b = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(a), tonumber(b)
 end
 local function less(am, as, bm, bs) return am < bm or (am == bm and as < bs) end
-local sm, ss = tonumber(ARGV[2]), tonumber(ARGV[3])
+local sm, ss = tonumber(ARGV[3]), tonumber(ARGV[4])
 local lm, ls = parse(last)
 if less(lm, ls, sm, ss) then return {'future'} end
 local dm, ds = parse(deleted)
 if less(sm, ss, dm, ds) then return {'trimmed'} end
-local rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-' .. ARGV[3], '+', 'COUNT', ARGV[4])
+local rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-' .. ARGV[4], '+', 'COUNT', ARGV[5])
 local wanted = {}
-for i = 5, #ARGV do wanted[ARGV[i]] = true end
+for i = 6, #ARGV do wanted[ARGV[i]] = true end
 -- ok, last generated id, last id scanned, entries scanned, then 6 values per event of the rooms:
 -- id, name, event id, rooms, json, ts (fields e, i, r, j, t in the order XADD wrote them).
 local out = {'ok', last, '', #rows}
@@ -216,6 +232,7 @@ class RedisHistory(_Base):
         self.max_events = max_events
         self.epoch_key = f"{prefix}:history:epoch"
         self.stream_key = f"{prefix}:history:stream"
+        self.server_key = f"{prefix}:history:server"
         self._append = AsyncScript(None, _APPEND.encode())
         self._head = AsyncScript(None, _HEAD.encode())
         self._replay = AsyncScript(None, _REPLAY.encode())
@@ -272,7 +289,8 @@ class RedisHistory(_Base):
         return position
 
     async def head(self) -> str:
-        return _text(await self._run(self._head, [self.epoch_key, self.stream_key], [new_epoch()]))
+        return _text(await self._run(self._head, [self.epoch_key, self.stream_key, self.server_key],
+                                     [new_epoch()]))
 
     async def replay(self, position: str, rooms, limit: int = REPLAY_BATCH) -> Replay:
         parsed = parse_position(position)
@@ -286,8 +304,8 @@ class RedisHistory(_Base):
         limit = max(1, min(int(limit), 10 * REPLAY_BATCH))
         # Filtered by rooms in the script: only the caller's events cross the network.
         try:
-            reply = await self._run(self._replay, [self.epoch_key, self.stream_key],
-                                    [epoch, start.ms, start.seq, limit, *wanted])
+            reply = await self._run(self._replay, [self.epoch_key, self.stream_key, self.server_key],
+                                    [new_epoch(), epoch, start.ms, start.seq, limit, *wanted])
         except (RedisError, OSError) as e:
             # Unavailable history: the caller starts a fresh session, as for a trimmed position.
             logger.error("Event history unavailable for a replay: %s", type(e).__name__)
