@@ -41,6 +41,10 @@ POSITION_RE = re.compile(r"^([0-9a-f]{16}):([0-9]{1,15})-([0-9]{1,15})$")
 MAX_POSITION_LENGTH = 64
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPLAY_BATCH = 500
+# How long an event id is remembered against a retried publish (publish() retries at once, within
+# PUBLISH_TIMEOUT): bounded on its own, as one key per event for the whole window would cost
+# Redis ~100 bytes x events per window.
+IDEMPOTENCY_SECONDS = 120
 MAX_REPLAY_ROOMS = 1000
 
 
@@ -192,7 +196,7 @@ class MemoryHistory(_Base):
             self._last = sid
             self._entries.append((sid, event))
             position = self._position(sid)
-            self._ids[event.id] = (position, self.clock() + self._window())
+            self._ids[event.id] = (position, self.clock() + min(self._window(), IDEMPOTENCY_SECONDS))
             self._trim(sid.ms)
             message = layer_message(event, position)
             for group in groups:

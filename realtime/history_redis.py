@@ -5,7 +5,7 @@ docs/design.md#history. Keys, all under one prefix (default: the channel layer's
 - ``<prefix>:history:epoch``   the epoch, created with the stream (a missing one of the two: new epoch)
 - ``<prefix>:history:stream``  the events: fields e (name), i (id), r (rooms, space-separated),
                                j (envelope JSON), t (publish time); the epoch's first entry is a marker
-- ``<prefix>:history:id:<id>`` the position given to an event id (idempotency), expires with the window
+- ``<prefix>:history:id:<id>`` the position given to an event id (idempotency), kept 2 minutes
 - ``<prefix>:history:server``  the run id of the Redis server: a restart (even with persistence) is a
                                new epoch, checked when connecting and resuming (``head``, ``replay``)
 
@@ -31,8 +31,8 @@ from redis.commands.core import AsyncScript
 from .conf import rt_settings
 from .events import Event
 from .history import (
-    NOT_RECOVERABLE, REPLAY_BATCH, Entry, Replay, _Base, check_event_id, check_rooms, layer_message, new_epoch,
-    parse_position,
+    IDEMPOTENCY_SECONDS, NOT_RECOVERABLE, REPLAY_BATCH, Entry, Replay, _Base, check_event_id, check_rooms,
+    layer_message, new_epoch, parse_position,
 )
 from .rooms import group_for
 
@@ -266,7 +266,8 @@ class RedisHistory(_Base):
         check_event_id(event)
         window = self._window()
         keys = [self.epoch_key, self.stream_key, f"{self.prefix}:history:id:{event.id}"]
-        args = [new_epoch(), self._max(), int(window * 1000), max(1, int(window)), event.name, event.id,
+        remember = max(1, int(min(window, IDEMPOTENCY_SECONDS)))
+        args = [new_epoch(), self._max(), int(window * 1000), remember, event.name, event.id,
                 " ".join(event.rooms), event.json, repr(float(event.published_at)), message, *channels]
         position, fresh = await self._run(self._append, keys, args)
         return _text(position), bool(fresh)
