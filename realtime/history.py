@@ -24,8 +24,10 @@ Control messages (close, re-check) are not events and never enter the history. T
 used to resume a connection is ``realtime.history_sessions``.
 """
 import asyncio
-from collections import OrderedDict, deque
+import bisect
+from collections import OrderedDict
 from dataclasses import dataclass, field
+import itertools
 import re
 import secrets
 import time
@@ -147,7 +149,8 @@ class MemoryHistory(_Base):
         self.window = window
         self.max_events = max_events
         self.clock = clock
-        self._entries: deque[tuple[StreamId, Event]] = deque()
+        self._entries: list[tuple[StreamId, Event]] = []  # live from index _first on
+        self._first = 0
         # The epoch starts now; a position before it was never given out: as if trimmed.
         self._last = self._max_deleted = StreamId(int(clock() * 1000), 0)
         self._ids: OrderedDict[str, tuple[str, float]] = OrderedDict()  # event id -> (position, expiry)
@@ -175,8 +178,15 @@ class MemoryHistory(_Base):
     def _trim(self, now_ms: int) -> None:
         min_ms = now_ms - int(self._window() * 1000)
         limit = self._max()
-        while self._entries and (len(self._entries) > limit or self._entries[0][0].ms < min_ms):
-            self._max_deleted = self._entries.popleft()[0]
+        entries = self._entries
+        while self._first < len(entries) and (
+                len(entries) - self._first > limit or entries[self._first][0].ms < min_ms):
+            self._max_deleted = entries[self._first][0]
+            entries[self._first] = None
+            self._first += 1
+        if self._first > 1024 and self._first * 2 > len(entries):
+            del entries[:self._first]
+            self._first = 0
         now = now_ms / 1000
         while self._ids and next(iter(self._ids.values()))[1] < now:
             self._ids.popitem(last=False)
@@ -222,9 +232,8 @@ class MemoryHistory(_Base):
         events: list[Entry] = []
         scanned = 0
         last = start
-        for sid, event in self._entries:  # a bisect would do; replays are rare and bounded
-            if sid <= start:
-                continue
+        at = bisect.bisect_right(self._entries, start, lo=self._first, key=lambda entry: entry[0])
+        for sid, event in itertools.islice(self._entries, at, None):
             if scanned == limit:
                 return Replay(True, events, self._position(last), complete=False)
             scanned += 1

@@ -386,6 +386,15 @@ async def test_a_position_of_another_deployment_reads_nothing(any_backend):
         await other.close()
 
 
+async def test_the_in_memory_twin_stays_bounded_and_exact_over_many_trims():
+    history = MemoryHistory(InMemoryChannelLayer(), max_events=10)
+    positions = [await history.publish(event(i)) for i in range(3000)]
+    assert len(history._entries) - history._first == 10 and len(history._entries) < 3000
+    assert (await history.replay(positions[-12], [ROOM_A])).recoverable is False
+    replay = await history.replay(positions[-11], [ROOM_A], limit=4)
+    assert [e.position for e in replay.events] == positions[-10:-6] and not replay.complete
+
+
 async def test_a_new_process_is_a_new_epoch_in_memory():
     layer = InMemoryChannelLayer()
     position = await MemoryHistory(layer).publish(event(0))
