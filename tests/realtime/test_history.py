@@ -546,3 +546,24 @@ def test_sync_code_publishes_on_a_fresh_loop_each_time(redis_url):
     finally:
         b.histories.clear()
         async_to_sync(b.close)()
+
+
+@pytest.mark.redis
+async def test_an_encrypted_pubsub_layer_falls_back_to_append_then_send(redis_url):
+    """The script cannot add the position to an encrypted message: it appends, the process sends."""
+    prefix = f"testhist{uuid.uuid4().hex[:10]}"
+    layer = RedisPubSubChannelLayer(hosts=[{"address": redis_url, "socket_timeout": 15}], prefix=prefix,
+                                    symmetric_encryption_keys=["test-key"])
+    history = RedisHistory.for_layer(layer)
+    assert history.atomic_publish is False
+    sub = await Subscriber(layer, [ROOM_A]).start()
+    try:
+        await ready(history, [sub])
+        position = await history.publish(event(1))
+        (message,) = await sub.until(1)
+        assert message["pos"] == position
+    finally:
+        await sub.stop()
+        await history.aclose()
+        await layer.flush()
+        delete_keys(redis_url, prefix)
