@@ -23,6 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ROOMS_PER_CONNECTION": 200,
     # Bound on a publish to the channel layer, so a dead Redis never hangs a request.
     "PUBLISH_TIMEOUT": 2.0,
+    # Event history for resuming connections (docs/design.md#history): events are kept at least
+    # this many seconds (also how long a disconnected session may be resumed), and at most this
+    # many events; a position older than either answers "not recoverable".
+    "HISTORY_WINDOW": 600.0,
+    "HISTORY_MAX_EVENTS": 100_000,
     # Heartbeat for both protocols, seconds.
     "PING_INTERVAL": 25.0,
     "PING_TIMEOUT": 20.0,
