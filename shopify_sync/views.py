@@ -4,7 +4,7 @@ Statuses: 405 not POST, 413 body over ``SHOPIFY_WEBHOOK_MAX_BYTES``, 415 not
 JSON, 401 bad or missing signature (nothing stored), 400 invalid JSON or
 headers, 200 stored (``accepted``) or already seen (``duplicate``, nothing sent
 again). Deduplication is the unique insert itself: two identical deliveries in
-parallel make one row and one event (TRAPS.md: no check-then-insert).
+parallel make one row and one event (docs/design.md#shopify-dedupe: no check-then-insert).
 """
 import json
 import logging
