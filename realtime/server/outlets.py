@@ -69,9 +69,9 @@ AsgiOutlet = Outlet
 
 def outlet_for(send: Callable) -> Outlet:
     """The outlet for a WebSocket of the server that gave this ``send``: chosen once per connection."""
-    direct = direct_writer(send)
-    if direct is not None:
-        return DaphneOutlet(send, direct)
+    parts = _daphne_parts(send)
+    if parts is not None:
+        return DaphneOutlet(send, *parts)
     transport = asyncio_transport(send)
     if transport is not None:
         return UvicornOutlet(send, transport)
@@ -100,20 +100,23 @@ def outlet_for(send: Callable) -> Outlet:
 
 
 class DaphneOutlet(Outlet):
-    __slots__ = ("direct", "pending")
+    """One object per socket (slots), holding what ``_Pending`` and ``_DirectWrite`` hold."""
+
+    __slots__ = ("protocol", "transport", "sock")
     name = "daphne"
     writes_frames = True
 
-    def __init__(self, send: Callable, direct: "_DirectWrite") -> None:
+    def __init__(self, send: Callable, protocol, transport, sock) -> None:
         super().__init__(send)
-        self.direct = direct
-        self.pending = _Pending(direct.transport)
+        self.protocol = protocol
+        self.transport = transport
+        self.sock = sock
 
     def backlog(self) -> int:
-        return self.pending()
+        return pending_bytes(self.transport)
 
     def try_write(self, wire: bytes) -> bool:
-        if self.direct(wire):
+        if write_frame(self.protocol, self.transport, self.sock, wire):
             metrics.DIRECT_WRITES.value += 1
             return True
         return False
@@ -139,12 +142,12 @@ class _Pending:
         self.transport = transport
 
     def __call__(self) -> int:
-        transport = self.transport
-        return (
-            len(transport.dataBuffer)
-            - getattr(transport, "offset", 0)
-            + getattr(transport, "_tempDataLen", 0)
-        )
+        return pending_bytes(self.transport)
+
+
+def pending_bytes(transport) -> int:
+    """Bytes waiting in a Twisted transport's buffer."""
+    return len(transport.dataBuffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
 def ws_text_frame(text: str) -> bytes:
@@ -173,6 +176,12 @@ class FrameMemo:
 
 def direct_writer(send: Callable) -> "_DirectWrite | None":
     """For a daphne WebSocket: ``write(frame) -> bool`` (False: use ``send``); None for any other server."""
+    parts = _daphne_parts(send)
+    return _DirectWrite(*parts) if parts is not None else None
+
+
+def _daphne_parts(send: Callable) -> tuple | None:
+    """(autobahn protocol, Twisted transport, socket) of a daphne WebSocket's ``send``; None for any other server."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
     try:
@@ -186,7 +195,7 @@ def direct_writer(send: Callable) -> "_DirectWrite | None":
     sock = getattr(transport, "socket", None)
     if sock is None or not hasattr(transport, "dataBuffer") or not hasattr(transport, "_tempDataLen"):
         return None
-    return _DirectWrite(protocol, transport, sock)
+    return protocol, transport, sock
 
 
 class _DirectWrite:
@@ -200,29 +209,34 @@ class _DirectWrite:
         self.sock = sock
 
     def __call__(self, frame: bytes) -> bool:
-        protocol, transport = self.protocol, self.transport
-        if (
-            protocol.state != protocol.STATE_OPEN
-            or protocol.send_queue
-            or protocol._perMessageCompress is not None
-            or 0 < protocol.maxMessagePayloadSize < len(frame)
-            or getattr(transport, "TLS", False)
-            or not transport.connected
-            or transport.disconnecting
-        ):
-            return False
-        if not transport._tempDataLen and len(transport.dataBuffer) == transport.offset:
-            try:
-                sent = self.sock.send(frame)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # Twisted's own write path meets the error and closes the connection
-            if sent == len(frame):
-                return True
-            frame = frame[sent:]
-        transport.write(frame)
-        return True
+        return write_frame(self.protocol, self.transport, self.sock, frame)
+
+
+def write_frame(protocol, transport, sock, frame: bytes) -> bool:
+    """``frame`` straight to a daphne connection, behind anything Twisted still buffers; False (nothing
+    written) whenever autobahn would not send exactly this frame."""
+    if (
+        protocol.state != protocol.STATE_OPEN
+        or protocol.send_queue
+        or protocol._perMessageCompress is not None
+        or 0 < protocol.maxMessagePayloadSize < len(frame)
+        or getattr(transport, "TLS", False)
+        or not transport.connected
+        or transport.disconnecting
+    ):
+        return False
+    if not transport._tempDataLen and len(transport.dataBuffer) == transport.offset:
+        try:
+            sent = sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # Twisted's own write path meets the error and closes the connection
+        if sent == len(frame):
+            return True
+        frame = frame[sent:]
+    transport.write(frame)
+    return True
 
 
 # -- uvicorn -----------------------------------------------------------------------------------
