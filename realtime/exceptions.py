@@ -10,7 +10,6 @@ RealtimeError
 │   ├── NotFound         an object the command names does not exist
 │   ├── SessionClosed    the socket closed while the command waited
 │   ├── InternalError    the command failed on the server (logged; the client learns nothing more)
-│   ├── DomainError      a domain app's rule refused it (its own base, mapped at the command boundary)
 │   └── Unavailable      the channel layer (Redis) did not answer: retry later
 │       ├── NoChannelLayer    ``CHANNEL_LAYERS`` has no default layer (``/readyz``)
 │       └── HubNotReceiving   this process's hub cannot receive from the layer (``/readyz``)
@@ -19,6 +18,9 @@ RealtimeError
 └── EngineIOError        an Engine.IO request refused with an HTTP status
     ├── PollError        a polling request the session refuses: HTTP 400
     └── TooManySessions  a handshake refused: too many pending sessions (429 or 503)
+
+Domain apps keep their own errors (``inventory/errors.py``) and map them to ``CommandError``
+where their command handlers are registered (``inventory/commands.py``).
 
 Every error has a stable ``code`` (a string clients can switch on) and, where it
 ends the connection, a ``close_code`` from ``CloseCode``.
@@ -135,17 +137,6 @@ class SessionClosed(CommandError):
 class InternalError(CommandError):
     code = "internal_error"
     default_message = "Internal error"
-
-
-class DomainError(CommandError):
-    """Base for errors a domain app's command handlers raise: ``code`` is the client's ``error.code``.
-
-    Domain apps subclass it in their own errors module (e.g. ``inventory/errors.py``), not the
-    socket layer's classes: the command boundary (``sockets/session.py``) maps any ``CommandError``
-    to an error reply."""
-
-    code = "domain_error"
-    default_message = "The command was refused"
 
 
 class NoChannelLayer(Unavailable):
