@@ -65,15 +65,15 @@ class WebSocketCarrier(_Carrier):
     message_frame = FrameMemo(codec.message(""))  # an Engine.IO message's WebSocket frame, once per text
 
     async def setup(self) -> None:
-        self.session: EngineSocket | None = None
+        self.engine_socket: EngineSocket | None = None
         self.closed = False
         self.outlet = outlet_for(self.base_send)
 
     async def teardown(self) -> None:
         # Also when daphne cancels us because the client vanished without a close frame.
-        session, self.session = self.session, None
-        if session is not None:
-            await session.websocket_gone(self)
+        engine_socket, self.engine_socket = self.engine_socket, None
+        if engine_socket is not None:
+            await engine_socket.websocket_gone(self)
         self.outlet.stop()
 
     async def websocket_connect(self, message):
@@ -94,19 +94,19 @@ class WebSocketCarrier(_Carrier):
                 return await self.refuse(e.status, codec.engine_error(e.code))
             await self.outlet.send({"type": "websocket.accept"})
             try:
-                self.session = self.server.open(self.scope, "websocket", ws=self)
+                self.engine_socket = self.server.open(self.scope, "websocket", ws=self)
             except TooManySessions:
                 return await self.close(CloseCode.TOO_MANY_CONNECTIONS)  # filled up while accepting
-            await self.send(self.session.open_packet())
-            self.session.start()
+            await self.send(self.engine_socket.open_packet())
+            self.engine_socket.start()
             return
-        session = self.server.get(request.sid)
+        engine_socket = self.server.get(request.sid)
         await self.outlet.send({"type": "websocket.accept"})
-        if session is None or not session.can_upgrade():
+        if engine_socket is None or not engine_socket.can_upgrade():
             # Accept, then close: clients see a failed probe and keep polling.
             return await self.close(CloseCode.PROTOCOL_ERROR)
-        self.session = session
-        session.begin_upgrade(self)
+        self.engine_socket = engine_socket
+        engine_socket.begin_upgrade(self)
 
     async def refuse(self, status: int = 403, body: str = "") -> None:
         """Refuse the handshake: with ``status`` and ``body`` where the server can send them
@@ -120,25 +120,25 @@ class WebSocketCarrier(_Carrier):
         await self.outlet.send({"type": "websocket.close"})  # HTTP 403 before the handshake
 
     async def websocket_receive(self, message):
-        session = self.session
-        if self.closed or session is None:
+        engine_socket = self.engine_socket
+        if self.closed or engine_socket is None:
             return
         frame = message.get("text")
         if frame is None:
             frame = message.get("bytes") or b""
-        if len(frame) > session.options.max_payload:
-            await session.close("message over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+        if len(frame) > engine_socket.options.max_payload:
+            await engine_socket.close("message over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
             return await self.close(CloseCode.MESSAGE_TOO_BIG)
         try:
             packet = codec.decode_packet(frame)
         except ProtocolError:
-            if session.ws is self:
-                await session.close("malformed packet", code=CloseCode.PROTOCOL_ERROR)
+            if engine_socket.ws is self:
+                await engine_socket.close("malformed packet", code=CloseCode.PROTOCOL_ERROR)
             return await self.close(CloseCode.PROTOCOL_ERROR)
-        if session.ws is self:
-            await session.receive(packet)
+        if engine_socket.ws is self:
+            await engine_socket.receive(packet)
         else:
-            await session.probe_packet(self, packet)
+            await engine_socket.probe_packet(self, packet)
 
     async def websocket_disconnect(self, message):
         self.closed = True
@@ -209,24 +209,24 @@ class PollingCarrier(_Carrier, AsyncHttpConsumer):
             if method != "GET":
                 return await self.reply(400, codec.engine_error("bad_handshake_method"), JSON)
             try:
-                session = self.server.open(self.scope, "polling")
+                engine_socket = self.server.open(self.scope, "polling")
             except TooManySessions as e:
                 return await self.reply(e.status, codec.engine_error(e.code), JSON)
-            session.start()
-            return await self.reply(200, session.open_packet())
-        session = self.server.get(request.sid)
-        if session is None:
+            engine_socket.start()
+            return await self.reply(200, engine_socket.open_packet())
+        engine_socket = self.server.get(request.sid)
+        if engine_socket is None:
             return await self.reply(400, codec.engine_error("unknown_sid"), JSON)
         try:
             if self.too_big:
-                await session.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+                await engine_socket.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
                 return await self.reply(413, codec.engine_error("bad_request"), JSON)
             if method == "GET":
-                payload = await session.poll(self._receive)
+                payload = await engine_socket.poll(self._receive)
                 if payload is not None:
                     await self.reply(200, payload)
             elif method == "POST":
-                await session.post(body)
+                await engine_socket.post(body)
                 await self.reply(200, "ok")
             else:
                 await self.reply(400, codec.engine_error("bad_request"), JSON)
