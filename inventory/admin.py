@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from realtime.exceptions import CommandError
 
 from . import services
+from .errors import InventoryError
 from .models import InventoryItem, InventoryLevel, Location, Product, ProductVariant, Reservation, StockMovement
 
 
@@ -79,7 +80,7 @@ class ReservationAdmin(admin.ModelAdmin):
             try:
                 services.release(pk, reason="Released in admin", user=request.user)
                 released += 1
-            except CommandError as e:
+            except (CommandError, InventoryError) as e:
                 self.message_user(request, f"Reservation {pk}: {e.message}", messages.WARNING)
         self.message_user(request, f"Released {released} reservation(s).")
 

@@ -22,20 +22,11 @@ from django.utils import timezone
 from realtime.exceptions import CommandError, NotFound
 
 from . import signals
+from .errors import Conflict, InsufficientStock
 from .models import InventoryItem, InventoryLevel, Location, Reservation, StockMovement
 
 Kind = StockMovement.Kind
 DEFAULT_RESERVATION_TTL = 15 * 60
-
-
-class InsufficientStock(CommandError):
-    code = "insufficient_stock"
-    default_message = "Not enough stock"
-
-
-class Conflict(CommandError):
-    code = "conflict"
-    default_message = "The stock changed since it was read"
 
 
 @dataclass(frozen=True)

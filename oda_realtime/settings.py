@@ -167,7 +167,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # --- Channel layer -----------------------------------------------------------
 # REDIS_URL unset: the in-memory layer (one process only). Set: channels-redis.
 # The pub/sub layer is the default: subscriptions live in the connection, so a
-# Redis restart re-subscribes instead of erasing groups (TRAPS.md), and there is
+# Redis restart re-subscribes instead of erasing groups (docs/design.md#redis-restart), and there is
 # no per-channel capacity to drop events silently. REALTIME_CHANNEL_LAYER=core
 # selects the list-based core layer instead.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -182,7 +182,7 @@ REDIS_PREFIX = checked_prefix(
 )
 CHANNEL_LAYER_PREFIX = REDIS_PREFIX
 if REDIS_URL:
-    # redis-py 8 closes sockets idle for 5 s (TRAPS.md): give an explicit timeout
+    # redis-py 8 closes sockets idle for 5 s (docs/design.md#redis-idle-timeout): give an explicit timeout
     # above the layer's blocking read, and a short connect timeout so a dead Redis
     # fails fast instead of hanging a request.
     _redis_host = {
@@ -265,13 +265,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "redact": {"()": "realtime.logging.RedactSecretsFilter"},
-        "request": {"()": "realtime.accesslog.RequestContextFilter"},  # request_id on a request's records
-        "throttle": {"()": "realtime.logging.RepeatThrottleFilter", "interval": 60.0},
+        "redact": {"()": "realtime.ops.logging.RedactSecretsFilter"},
+        "request": {"()": "realtime.server.accesslog.RequestContextFilter"},  # request_id on a request's records
+        "throttle": {"()": "realtime.ops.logging.RepeatThrottleFilter", "interval": 60.0},
     },
     "formatters": {
-        "plain": {"class": "realtime.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"class": "realtime.logging.JsonFormatter"},
+        "plain": {"class": "realtime.ops.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"class": "realtime.ops.logging.JsonFormatter"},
     },
     "handlers": {
         # stdout, with the access log (docs/observability.md): one stream for a log pipeline.

@@ -4,8 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/live/", include("dashboard.urls")),  # before admin/: the admin's catch-all would answer first
     path("admin/", admin.site.urls),
-    path("api/auth/", include("realtime.urls")),
+    path("api/auth/", include("realtime.accounts.urls")),
     path("api/realtime/", include("realtime.contract.urls")),  # the event contract, staff only (docs/contract.md)
     path("shopify/", include("shopify_sync.urls")),
-    path("", include("realtime.ops_urls")),  # /metrics, /healthz, /readyz
+    path("", include("realtime.ops.urls")),  # /metrics, /healthz, /readyz
 ]

@@ -6,7 +6,8 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self) -> None:
-        from . import audit, receivers
+        from .ops import audit
+        from .accounts import receivers
         from .permissions import register_builtin_rooms
         from .subscriptions import register_builtin_topics
 

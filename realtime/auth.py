@@ -4,7 +4,7 @@ The token is read, in order, from the ``Authorization: Bearer`` header, the
 ``token`` query parameter (browsers cannot set headers on a WebSocket), and a
 ``Sec-WebSocket-Protocol`` value ``bearer.<token>`` (the consumer echoes it).
 Only access tokens count (``AccessToken`` checks ``token_type``; simplejwt's
-``UntypedToken`` would accept a refresh token, TRAPS.md), the algorithm is
+``UntypedToken`` would accept a refresh token, docs/design.md#untyped-token), the algorithm is
 pinned by ``SIMPLE_JWT["ALGORITHM"]`` and ``exp`` must be present and future.
 
 The middleware never raises and never logs a token: it puts an ``AuthResult``
@@ -26,6 +26,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from .db import run_sync_db
 from .exceptions import AuthError
+from .server.headers import bearer, header
 
 SUBPROTOCOL_PREFIX = "bearer."
 ISSUED_AT = "token_issued_at"  # set on the authenticated user instance (user_for_token)
@@ -40,27 +41,19 @@ class AuthResult:
     expires_at: float | None = None  # the token's exp, epoch seconds
     subprotocol: str | None = None  # to echo on accept
     token_id: str | None = None  # jti, for revocation checks
-    issued_at: float | None = None  # the token's iat, epoch seconds (realtime/tokens.py: to the microsecond)
+    issued_at: float | None = None  # the token's iat, epoch seconds (realtime/accounts/tokens.py: to the microsecond)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 def token_from_scope(scope: dict) -> tuple[str | None, str | None]:
     """(token, subprotocol to echo) from the header, the query string or a subprotocol."""
-    header = _header(scope, b"authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip(), None
+    authorization = header(scope, b"authorization")
+    token = bearer(authorization) if authorization else None
+    if token:
+        return token, None
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if query.get("token") and query["token"][0]:
         return query["token"][0], None
@@ -99,7 +92,7 @@ def user_for_token(token: AccessToken):
     if not user.is_active:
         raise AuthError("user_inactive")
     from .models import TokenRevocation
-    from .revocation import is_revoked
+    from .accounts.revocation import is_revoked
 
     issued_at = token.payload.get("iat")
     revoked = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()
@@ -149,7 +142,7 @@ class RevocationAwareJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token):
         from .models import TokenRevocation
-        from .revocation import is_revoked
+        from .accounts.revocation import is_revoked
 
         user = super().get_user(validated_token)
         not_before = TokenRevocation.objects.filter(user_id=user.pk).values_list("not_before", flat=True).first()

@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     # Largest client message accepted, in bytes (both protocols).
     "MAX_MESSAGE_BYTES": 64 * 1024,
     # Bytes a connection may have waiting to be written before it is closed as a
-    # slow consumer (daphne has no outbound backpressure, TRAPS.md).
+    # slow consumer (daphne has no outbound backpressure, docs/design.md#daphne-backpressure).
     "MAX_OUTBOUND_BACKLOG_BYTES": 2 * 1024 * 1024,
     # Rooms one connection may hold at once.
     "MAX_ROOMS_PER_CONNECTION": 200,
@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     # (HTTP 429 / 503). None: no cap. Behind a proxy, set TRUSTED_PROXIES (issue #11).
     "SOCKETIO_MAX_PENDING_PER_ADDRESS": 100,
     "SOCKETIO_MAX_PENDING": 5000,
-    # Login and token refresh (realtime/throttling.py, docs/security.md): each account and each
+    # Login and token refresh (realtime/accounts/throttling.py, docs/security.md): each account and each
     # client address may fail this many times; each later failure blocks attempts (429 with
     # Retry-After) for BASE_DELAY seconds, doubling up to MAX_DELAY. Failures are forgotten
     # WINDOW seconds after the last one; a successful login clears its account. Shared in Redis
@@ -81,9 +81,9 @@ DEFAULTS: dict[str, Any] = {
     # outlives a logout whose close message was lost (Redis down). docs/security.md.
     "REVOCATION_RECHECK_INTERVAL": 30.0,
     # Addresses or networks of the proxies in front of the server, whose X-Forwarded-For is
-    # believed (realtime/clientaddr.py). Empty: the TCP peer is the client.
+    # believed (realtime/server/clientaddr.py). Empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],
-    # Graceful drain (realtime/drain.py, docs/deployment.md): on SIGTERM ``manage.py serve`` closes
+    # Graceful drain (realtime/server/drain.py, docs/deployment.md): on SIGTERM ``manage.py serve`` closes
     # its sockets (4012, retryable) at random moments within this many seconds, then exits.
     "DRAIN_SECONDS": 10.0,
 }

@@ -4,11 +4,23 @@ RealtimeError
 ├── AuthError            the handshake's token is missing, invalid, expired, or its user inactive
 ├── CommandError         a client command failed: sent back as an error event, the socket stays
 │   ├── InvalidInput     the message or its data is malformed
+│   │   └── InvalidEvent the event name is not a valid name
 │   ├── UnknownCommand   no handler is registered for the event name
 │   ├── PermissionDenied the user may not do this
 │   ├── NotFound         an object the command names does not exist
+│   ├── SessionClosed    the socket closed while the command waited
+│   ├── InternalError    the command failed on the server (logged; the client learns nothing more)
 │   └── Unavailable      the channel layer (Redis) did not answer: retry later
-└── ProtocolError        a frame could not be decoded
+│       ├── NoChannelLayer    ``CHANNEL_LAYERS`` has no default layer (``/readyz``)
+│       └── HubNotReceiving   this process's hub cannot receive from the layer (``/readyz``)
+├── ProtocolError        a frame could not be decoded
+├── ConnectRefused       a Socket.IO namespace CONNECT refused (``err.message`` for the client)
+└── EngineIOError        an Engine.IO request refused with an HTTP status
+    ├── PollError        a polling request the session refuses: HTTP 400
+    └── TooManySessions  a handshake refused: too many pending sessions (429 or 503)
+
+Domain apps keep their own errors (``inventory/errors.py``) and map them to ``CommandError``
+where their command handlers are registered (``inventory/commands.py``).
 
 Every error has a stable ``code`` (a string clients can switch on) and, where it
 ends the connection, a ``close_code`` from ``CloseCode``.
@@ -110,6 +122,60 @@ class Unavailable(CommandError):
 
     code = "unavailable"
     default_message = "The service is temporarily unavailable"
+
+
+class InvalidEvent(InvalidInput):
+    code = "invalid_event"
+    default_message = "Invalid event name"
+
+
+class SessionClosed(CommandError):
+    code = "connection_closed"
+    default_message = "The connection is closed"
+
+
+class InternalError(CommandError):
+    code = "internal_error"
+    default_message = "Internal error"
+
+
+class NoChannelLayer(Unavailable):
+    """CHANNEL_LAYERS has no default layer."""
+
+
+class HubNotReceiving(Unavailable):
+    """This process's hub failed to receive from the channel layer and has not recovered yet."""
+
+
+class ConnectRefused(RealtimeError):
+    """A Socket.IO namespace CONNECT refused: ``message`` becomes the client's ``err.message``."""
+
+    code = "connect_refused"
+
+    def __init__(self, message: str, data: dict | None = None) -> None:
+        self.data = data
+        super().__init__(message)
+
+
+class EngineIOError(RealtimeError):
+    """An Engine.IO request refused: HTTP ``status`` with the reference server's error body for ``code``."""
+
+    status = 400
+
+
+class PollError(EngineIOError):
+    """A polling request the session refuses: HTTP 400 with an Engine.IO error body."""
+
+    def __init__(self, code: str = "bad_request") -> None:
+        super().__init__(code, code=code)
+
+
+class TooManySessions(EngineIOError):
+    """A handshake refused because too many sessions are pending: HTTP ``status`` (429 or 503)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.status = status
+        super().__init__(code, code=code)
 
 
 class ProtocolError(RealtimeError):

@@ -17,7 +17,7 @@ decodes and re-encodes each event; that costs ten times python-socketio (issue
 
 If the channel layer fails (Redis restarted), the hub retries with backoff and
 re-adds all its groups when it answers again, so no socket stays open but deaf;
-its once-a-second sweeper also re-adds them periodically against group expiry (TRAPS.md).
+its once-a-second sweeper also re-adds them periodically against group expiry (docs/design.md#group-expiry).
 """
 import asyncio
 from collections import OrderedDict
@@ -71,7 +71,6 @@ class Hub:
         self.connections: set[Connection] = set()
         self.presence = make_presence()
         self.healthy = True
-        self.stats = {"events": 0, "errors": 0, "layer_failures": 0}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -135,7 +134,7 @@ class Hub:
         slow database does not hold up the timers; one at a time (docs/security.md)."""
         if self._recheck is not None and not self._recheck.done():
             return
-        from .revocation import recheck_sockets
+        from .accounts.revocation import recheck_sockets
 
         self._recheck = asyncio.ensure_future(recheck_sockets(list(self.connections)))
         self._recheck.add_done_callback(_recheck_done)
@@ -203,7 +202,7 @@ class Hub:
 
     async def drain(self, seconds: float, message: dict) -> None:
         """Close every local socket with the close control ``message``, each at a random moment
-        within ``seconds``, so its clients do not all reconnect at once (realtime/drain.py)."""
+        within ``seconds``, so its clients do not all reconnect at once (realtime/server/drain.py)."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         for at, conn in sorted(((random.uniform(0, seconds), conn) for conn in self.connections), key=lambda p: p[0]):
@@ -230,7 +229,6 @@ class Hub:
                 raise
             except Exception:
                 self.healthy = False
-                self.stats["layer_failures"] += 1
                 metrics.LAYER_UP.set(0)
                 metrics.ERRORS.labels("channel_layer").inc()
                 logger.error("Channel layer receive failed; retrying in %.1fs", backoff)
@@ -244,7 +242,6 @@ class Hub:
             try:
                 await self.dispatch(message)
             except Exception:
-                self.stats["errors"] += 1
                 metrics.ERRORS.labels("dispatch").inc()
                 logger.exception("Failed to dispatch a layer message of type %s", message.get("type"))
 
@@ -291,7 +288,6 @@ class Hub:
         if not self._first_time(message["id"]):
             return
         event = Event.from_layer(message)
-        self.stats["events"] += 1
         metrics.EVENTS_RECEIVED.labels(event.name).inc()
         delivered: dict[str, int] = {}
         for conn in self._targets(event.rooms):
@@ -299,7 +295,6 @@ class Hub:
                 if await conn.deliver(event):
                     delivered[conn.protocol_name] = delivered.get(conn.protocol_name, 0) + 1
             except Exception:
-                self.stats["errors"] += 1
                 metrics.ERRORS.labels("delivery").inc()
                 logger.exception("Delivery to connection %s failed", conn.connection_id, extra=_log_fields(conn))
         for protocol, count in delivered.items():

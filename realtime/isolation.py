@@ -16,7 +16,7 @@ deploy that rotates it would split one deployment in two. Group names allow
 ``[A-Za-z0-9._-]`` under 100 characters (channels' ``layers.py``), hence the short hash.
 
 Users: the channel layer's ``prefix`` (project settings), presence keys (``realtime/presence.py``),
-login throttle keys (``realtime/throttling.py``).
+login throttle keys (``realtime/accounts/throttling.py``).
 """
 import hashlib
 import re

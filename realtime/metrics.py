@@ -5,7 +5,8 @@ never a room, user or connection. Each process exposes its own registry
 (``GET /metrics``); see docs/observability.md for multi-process deployments.
 Counting on the fan-out path is per event, never per recipient.
 """
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 CONNECTIONS = Gauge("oda_realtime_connections", "Open realtime connections", ["protocol"])
 CONNECTS = Counter("oda_realtime_connects_total", "Accepted realtime connections", ["protocol"])
@@ -28,3 +29,21 @@ COMMANDS = Counter("oda_realtime_commands_total", "Client commands by name and o
 RATE_LIMITED = Counter("oda_realtime_rate_limited_total", "Client messages refused by the rate limit", ["protocol"])
 ERRORS = Counter("oda_realtime_errors_total", "Errors by kind", ["kind"])
 LAYER_UP = Gauge("oda_realtime_channel_layer_up", "1 if this process's hub can receive from the channel layer")
+
+
+class FastCounter:
+    """A counter for the fan-out's per-socket path: a plain int (``Counter.inc`` takes a lock, ~0.3 µs
+    per socket per event), exposed at scrape time like any counter of this registry."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value = 0
+        REGISTRY.register(self)
+
+    def collect(self):
+        yield CounterMetricFamily(self.name, self.documentation, value=self.value)
+
+
+# Frames written straight to a daphne connection (realtime/server/outlets.py): shows the fast path is taken.
+DIRECT_WRITES = FastCounter("oda_realtime_direct_writes", "Frames written straight to a daphne connection")

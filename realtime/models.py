@@ -8,7 +8,7 @@ class TokenRevocation(models.Model):
 
     simplejwt's blacklist covers single refresh tokens only, and an access token stays valid until
     it expires; so the handshake, ``auth:refresh``, the refresh endpoint and each process's periodic
-    re-check compare a token's ``iat`` with this (realtime/revocation.py, docs/security.md).
+    re-check compare a token's ``iat`` with this (realtime/accounts/revocation.py, docs/security.md).
     """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

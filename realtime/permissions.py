@@ -19,8 +19,8 @@ _RELEVANT: set[str] = set()
 
 # Refusal reasons, stable strings sent to clients.
 UNKNOWN_ROOM = "unknown_room"
-INVALID_ROOM = "invalid_room"
 FORBIDDEN = "forbidden"
+TOO_MANY_ROOMS = "too_many_rooms"  # MAX_ROOMS_PER_CONNECTION reached
 
 
 @dataclass(frozen=True)

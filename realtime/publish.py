@@ -26,9 +26,6 @@ from .rooms import group_for
 
 logger = logging.getLogger("realtime.publish")
 
-stats = {"published": 0, "failed": 0}
-
-
 def _build(event: str, data: object, rooms, type: str | None) -> Event:
     if isinstance(rooms, str):
         rooms = [rooms]
@@ -54,11 +51,9 @@ async def _send_to_rooms(message: dict, rooms, name: str) -> bool:
                     # A duplicate is harmless: hubs drop events and control messages seen by id.
                     await layer.group_send(group, message)
     except Exception as e:
-        stats["failed"] += 1
         metrics.PUBLISH_FAILURES.labels(name).inc()
         logger.error("Publishing %s failed: %s", name, type(e).__name__)
         return False
-    stats["published"] += 1
     metrics.PUBLISHED.labels(name).inc()
     return True
 

@@ -17,7 +17,6 @@ import re
 import zlib
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-KIND_RE = re.compile(r"^[a-z][a-zA-Z]*(?::[a-z][a-zA-Z]*)*$")
 GROUP_PREFIX = "rt."
 USER_GROUP_PREFIX = "rts.user."
 USER_GROUP_SHARDS = 64

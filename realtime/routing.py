@@ -16,10 +16,10 @@ from channels.routing import URLRouter
 from django.urls import path, re_path
 
 from .auth import JWTAuthMiddleware
-from .consumers import NativeConsumer
-from .engineio import EngineServer
-from .socketio_consumer import SocketIOConsumer, engine_options
-from .transports import PollingTransport, WebSocketTransport
+from .socketio.carriers import PollingCarrier, WebSocketCarrier
+from .socketio.consumer import SocketIOConsumer, engine_options
+from .socketio.engine import EngineServer
+from .sockets.consumers import NativeConsumer
 
 socketio_engine = EngineServer(SocketIOConsumer.as_asgi(), engine_options)
 
@@ -32,11 +32,11 @@ async def not_found(scope, receive, send):
 
 websocket_urlpatterns = [
     path("ws/", NativeConsumer.as_asgi()),
-    path("socket.io/", WebSocketTransport.as_asgi(server=socketio_engine)),
+    path("socket.io/", WebSocketCarrier.as_asgi(server=socketio_engine)),
 ]
 
 http_urlpatterns = [
-    path("socket.io/", PollingTransport.as_asgi(server=socketio_engine)),
+    path("socket.io/", PollingCarrier.as_asgi(server=socketio_engine)),
 ]
 
 

@@ -8,7 +8,7 @@ topic's shape, 200 stored (``accepted``) or already seen (``duplicate``, nothing
 sent again). Deduplication is the unique insert itself, on the event id, the
 webhook id and the digest of topic and body: two identical deliveries in
 parallel make one row and one event, and the same signed body under new ids is
-a duplicate (docs/shopify.md, issue #11).
+a duplicate (docs/shopify.md; docs/design.md#shopify-dedupe: no check-then-insert).
 """
 import json
 import logging

@@ -3,7 +3,7 @@
 The signature is ``base64(HMAC-SHA256(secret, raw body))`` in ``X-Shopify-Hmac-Sha256``:
 computed over the raw bytes exactly as received (never a re-serialised body),
 compared in constant time, against the current secret and, during a rotation,
-the old one (TRAPS.md). Anything that is not strict base64 of 32 bytes
+the old one (docs/design.md#shopify-hmac). Anything that is not strict base64 of 32 bytes
 (hex, truncated, padded wrongly) is simply not a valid signature.
 """
 import base64

@@ -4,7 +4,7 @@
 Imported by ``Catalog.discover`` before the apps' ``schemas`` modules.
 """
 from realtime.events import CONNECTED, ERROR, SUBSCRIBED, UNSUBSCRIBED
-from realtime.permissions import FORBIDDEN, INVALID_ROOM, UNKNOWN_ROOM
+from realtime.permissions import FORBIDDEN, TOO_MANY_ROOMS, UNKNOWN_ROOM
 
 from .catalog import describe_command, describe_topic, register_event
 from .schema import ANY, ID, array, number, obj, string
@@ -45,7 +45,7 @@ SOCKET_ERRORS = {
 
 ROOMS = array(string(), description="Room names")
 REFUSED = array(obj({"room": {**ANY, "description": "The room asked for"},
-                     "reason": string(enum=[FORBIDDEN, UNKNOWN_ROOM, INVALID_ROOM, "too_many_rooms"])}))
+                     "reason": string(enum=[FORBIDDEN, UNKNOWN_ROOM, TOO_MANY_ROOMS])}))
 SUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS, "refused": REFUSED},
                        description="The rooms joined and the rooms refused, each with its reason")
 UNSUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS}, description="The rooms left")

@@ -1,7 +1,7 @@
 """Idle sockets: without a heartbeat closed (4013), with one kept open and not deaf — on both Redis layers.
 
 IDLE_TIMEOUT is 3 s here. redis-py 8's 5 s read timeout once killed idle
-consumers after ~5.8 s (TRAPS.md), so the heartbeat phase lasts longer than that.
+consumers after ~5.8 s (docs/design.md#redis-idle-timeout), so the heartbeat phase lasts longer than that.
 """
 import asyncio
 import time
@@ -67,7 +67,7 @@ async def test_silent_sockets_are_closed_and_heartbeating_ones_stay_open_on_both
 @pytest.mark.django_db(transaction=True)
 async def test_a_quiet_process_re_joins_its_groups_before_they_expire(settings, redis_url, layer_prefix,
                                                                       make_user, token, connect, monkeypatch):
-    """TRAPS.md: core-layer groups expire (``group_expiry``, 24 h); a process that hears nothing for
+    """docs/design.md#group-expiry: core-layer groups expire (``group_expiry``, 24 h); a process that hears nothing for
     that long must still re-join, or its sockets stay open but deaf. Here: expiry 2 s, refresh 1 s."""
     from channels.layers import channel_layers
 

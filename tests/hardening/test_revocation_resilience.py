@@ -16,9 +16,9 @@ from django.contrib.auth import get_user_model
 import pytest
 
 from realtime.hub import Hub
-from realtime.revocation import revoke_tokens
+from realtime.accounts.revocation import revoke_tokens
 from realtime.rooms import user_room
-from realtime.tokens import PreciseRefreshToken
+from realtime.accounts.tokens import PreciseRefreshToken
 from tests.hardening.support import connected, frames_until_close, http
 from tests.servers import RedisProcess, ServerProcess
 
@@ -163,7 +163,7 @@ def test_the_periodic_recheck_reads_all_users_in_one_query_per_batch(make_user, 
     """Bounded cost: one query per ``RECHECK_BATCH`` distinct users, whatever the number of sockets."""
     from django.utils import timezone
 
-    from realtime import revocation
+    from realtime.accounts import revocation
     from realtime.models import TokenRevocation
 
     users = [make_user() for _ in range(5)]

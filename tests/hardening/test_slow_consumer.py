@@ -1,4 +1,4 @@
-"""Slow consumers: daphne buffers outbound data without limit (TRAPS.md, django/daphne#170).
+"""Slow consumers: daphne buffers outbound data without limit (docs/design.md#daphne-backpressure, django/daphne#170).
 
 A hand-made WebSocket client with a tiny kernel receive buffer never reads, while
 events of ~30 KB are published fast from this process through Redis. The server

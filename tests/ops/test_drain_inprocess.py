@@ -1,7 +1,8 @@
-"""``realtime.drain.drain()`` in this process: what a drain does to a socket, and what it counts."""
+"""``realtime.server.drain.drain()`` in this process: what a drain does to a socket, and what it counts."""
 import pytest
 
-from realtime import drain, metrics
+from realtime import metrics
+from realtime.server import drain
 
 
 @pytest.fixture

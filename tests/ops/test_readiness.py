@@ -1,8 +1,8 @@
-"""``/readyz`` during a drain (realtime/drain.py): 503 ``draining`` at once, whatever the checks say."""
+"""``/readyz`` during a drain (realtime/server/drain.py): 503 ``draining`` at once, whatever the checks say."""
 from django.test import AsyncClient
 import pytest
 
-from realtime import drain
+from realtime.server import drain
 
 
 @pytest.fixture

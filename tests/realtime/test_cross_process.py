@@ -67,7 +67,7 @@ async def test_refusal_reason_reaches_a_real_client(redis_url, layer_prefix):
 async def test_an_idle_socket_on_the_redis_layers_stays_open_and_hears_events(
     redis_url, layer_prefix, inventory_viewer, token
 ):
-    """TRAPS.md: redis-py 8's 5 s socket timeout killed idle consumers after ~5.8 s (1011).
+    """docs/design.md#redis-idle-timeout: redis-py 8's 5 s socket timeout killed idle consumers after ~5.8 s (1011).
 
     Both channels-redis layers at once (one daphne each), to pay the 31 s wait once.
     """

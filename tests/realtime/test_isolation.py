@@ -21,7 +21,7 @@ import websockets
 from realtime import publish
 from realtime.exceptions import CloseCode
 from realtime.isolation import deployment_prefix, redis_db_number, redis_prefix
-from realtime.revocation import close_sockets
+from realtime.accounts.revocation import close_sockets
 from realtime.rooms import group_for
 from tests.hardening.support import close_code, pubsub_layer_settings
 from tests.realtime.test_cross_process import command, receive_event

@@ -4,7 +4,7 @@ uvicorn's WebSocket ``send`` awaits the transport's drain, so without a bound of
 our own one client that never reads would stall the hub's fan-out for every other
 socket of the process. On such servers each ``/ws/`` socket has a bounded outbox
 (``SocketConsumer``) and the Engine.IO session of ``/socket.io/`` queues behind the
-transport's buffer (``transports.py``): for both protocols a reading client keeps
+transport's buffer (``realtime/socketio/carriers.py`` through its outlet, ``realtime/server/outlets.py``): for both protocols a reading client keeps
 receiving every event, the never-reading one is closed as a slow consumer and its
 connection ends, server memory stays bounded.
 """

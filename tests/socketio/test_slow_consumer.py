@@ -1,4 +1,4 @@
-"""A Socket.IO WebSocket client that never reads is closed as a slow consumer (TRAPS.md: daphne has no
+"""A Socket.IO WebSocket client that never reads is closed as a slow consumer (docs/design.md#daphne-backpressure: daphne has no
 outbound backpressure), and a good client of the same process keeps receiving. (Polling: test_polling.py.)"""
 import asyncio
 

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError as DjangoComma
 from django.db.models import F
 
 from inventory import services as stock
+from inventory.errors import InventoryError
 from inventory.models import InventoryLevel, Product, Reservation
 from orders import services as order_services
 from orders.lifecycle import Status
@@ -57,7 +58,7 @@ class Command(BaseCommand):
             ticks += 1
             try:
                 line = self.rng.choices(funcs, weights)[0]()
-            except CommandError as e:
+            except (CommandError, InventoryError) as e:
                 line = f"refused: {e.code}"
             if line:
                 self.stdout.write(line)

@@ -8,7 +8,7 @@ namespaces ``/`` and ``/custom``, on connect an ``auth`` event echoing the hands
 payload, ``message`` echoed as ``message-back`` and ``message-with-ack`` acknowledged
 with its own arguments (binary attachments included).
 
-It runs the product's protocol code (``transports.py``, ``engineio.py``,
+It runs the product's protocol code (``socketio/carriers.py``, ``socketio/engine.py``,
 ``SocketIOConsumer``, ``protocol/socketio.py``) configured differently, in an ASGI
 application built here: it is never reachable from the product's URL configuration.
 How to run the suites: docs/socketio.md.
@@ -19,10 +19,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.management.base import BaseCommand
 from django.urls import path, re_path
 
-from realtime.engineio import EngineOptions, EngineServer
+from realtime.socketio.engine import EngineOptions, EngineServer
 from realtime.protocol import socketio as codec
-from realtime.socketio_consumer import SocketIOConsumer
-from realtime.transports import PollingTransport, WebSocketTransport
+from realtime.socketio.consumer import SocketIOConsumer
+from realtime.socketio.carriers import PollingCarrier, WebSocketCarrier
 
 OPTIONS = EngineOptions(ping_interval=0.3, ping_timeout=0.2, max_payload=1_000_000, max_buffer=8 * 1024 * 1024)
 
@@ -82,13 +82,13 @@ def conformance_application():
     return ProtocolTypeRouter(
         {
             "http": URLRouter([
-                path("engine.io/", PollingTransport.as_asgi(server=engine)),
-                path("socket.io/", PollingTransport.as_asgi(server=sio)),
+                path("engine.io/", PollingCarrier.as_asgi(server=engine)),
+                path("socket.io/", PollingCarrier.as_asgi(server=sio)),
                 re_path(r"", http_not_found),
             ]),
             "websocket": URLRouter([
-                path("engine.io/", WebSocketTransport.as_asgi(server=engine)),
-                path("socket.io/", WebSocketTransport.as_asgi(server=sio)),
+                path("engine.io/", WebSocketCarrier.as_asgi(server=engine)),
+                path("socket.io/", WebSocketCarrier.as_asgi(server=sio)),
                 re_path(r"", websocket_not_found),
             ]),
         }

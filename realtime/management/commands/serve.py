@@ -1,9 +1,9 @@
 """``manage.py serve``: daphne with an access log that never contains a query string, and less memory per socket.
 
-daphne's HTTP access log lines include the query string (TRAPS.md), so a
+daphne's HTTP access log lines include the query string (docs/design.md#daphne-access-log), so a
 ``?token=`` on a Socket.IO polling request would be written to the log. This
 command runs daphne's own command line with an access logger that keeps the
-path only, and with ``realtime.serving.SlimServer``, which frees what daphne,
+path only, and with ``realtime.server.serving.SlimServer``, which frees what daphne,
 Twisted and autobahn keep per WebSocket but only need for the handshake (issue #7;
 ``python -m daphne`` is unchanged). Extra arguments go to daphne
 (``manage.py serve -- --proxy-headers``).
@@ -23,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, bind, port, application, daphne_args, **options):
         from daphne import cli
 
-        from realtime.serving import PathOnlyAccessLog, SlimServer
+        from realtime.server.serving import PathOnlyAccessLog, SlimServer
 
         cli.AccessLogGenerator = PathOnlyAccessLog
         interface = cli.CommandLineInterface()

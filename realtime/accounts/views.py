@@ -1,6 +1,6 @@
 """HTTP views of the add-on: JWT login, refresh and logout (which closes the user's live sockets).
 
-The tokens they mint carry an ``iat`` precise to the microsecond (realtime/tokens.py), so a
+The tokens they mint carry an ``iat`` precise to the microsecond (realtime/accounts/tokens.py), so a
 login right after a logout works while every token from before it stays refused.
 """
 from django.contrib.auth import get_user_model
@@ -16,7 +16,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from .auth import RevocationAwareJWTAuthentication
+from ..auth import RevocationAwareJWTAuthentication
 from .receivers import REVOKED_MARK
 from .revocation import is_revoked, revoke_tokens
 from .throttling import ThrottledAuthMixin, ThrottledRefreshMixin
@@ -34,7 +34,7 @@ class RefreshSerializer(TokenRefreshSerializer):
     token_class = PreciseRefreshToken
 
     def validate(self, attrs):
-        from .models import TokenRevocation
+        from ..models import TokenRevocation
 
         refresh = self.token_class(attrs["refresh"])  # its current_time is the new tokens' iat
         User = get_user_model()
@@ -66,7 +66,7 @@ class LoginView(ThrottledAuthMixin, TokenObtainPairView):
 
 class RefreshView(ThrottledRefreshMixin, TokenRefreshView):
     """simplejwt's refresh view with revocation checked (``RefreshSerializer``), throttled like the
-    login (realtime/throttling.py)."""
+    login (realtime/accounts/throttling.py)."""
 
     serializer_class = RefreshSerializer
 

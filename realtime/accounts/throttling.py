@@ -13,7 +13,7 @@ Counted across all processes in Redis when ``PRESENCE_REDIS_URL`` is set (``Redi
 keys under the deployment's ``redis_prefix()``), else per process (``MemoryStore``, the twin).
 If Redis does not answer, attempts are not throttled (fail open, like presence) and it is logged.
 
-The client address is ``realtime.clientaddr.request_address`` (``TRUSTED_PROXIES``); IPv6
+The client address is ``realtime.server.clientaddr.request_address`` (``TRUSTED_PROXIES``); IPv6
 addresses count per /64, the block one host usually holds. Accounts are keyed by a hash of the
 case-folded user name: no user names in Redis.
 
@@ -28,9 +28,9 @@ import logging
 import math
 import time
 
-from .clientaddr import request_address
-from .conf import rt_settings
-from .isolation import redis_prefix
+from ..conf import rt_settings
+from ..isolation import redis_prefix
+from ..server.clientaddr import request_address
 
 logger = logging.getLogger("realtime.throttling")
 

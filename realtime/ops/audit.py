@@ -9,7 +9,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 
-from .clientaddr import request_address
+from ..server.clientaddr import request_address
 
 logger = logging.getLogger("realtime.audit")
 MAX_USERNAME = 150  # Django's own limit; a longer "username" is logged cut short
@@ -24,7 +24,7 @@ def on_login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
 
 
 def connect() -> None:
-    user_login_failed.connect(on_login_failed, dispatch_uid="realtime.audit.login_failed")
+    user_login_failed.connect(on_login_failed, dispatch_uid="realtime.ops.audit.login_failed")
 
 
 __all__ = ["connect", "on_login_failed"]

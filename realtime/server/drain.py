@@ -24,11 +24,11 @@ import logging
 
 from asgiref.sync import markcoroutinefunction
 
-from . import metrics
-from .conf import rt_settings
-from .events import ERROR
-from .exceptions import CloseCode
-from .protocol import native
+from .. import metrics
+from ..conf import rt_settings
+from ..events import ERROR
+from ..exceptions import CloseCode
+from ..protocol import native
 
 logger = logging.getLogger("realtime.drain")
 
@@ -59,8 +59,8 @@ def _reset() -> None:
 
 async def drain(seconds: float | None = None) -> int:
     """Close every socket of this process over ``seconds`` (default ``DRAIN_SECONDS``); how many were open."""
-    from .hub import current_hub
-    from .routing import socketio_engine
+    from ..hub import current_hub
+    from ..routing import socketio_engine
 
     begin()
     seconds = float(rt_settings.DRAIN_SECONDS if seconds is None else seconds)

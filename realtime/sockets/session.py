@@ -22,18 +22,20 @@ import uuid
 
 from django.db import DatabaseError
 
-from . import metrics
-from .auth import authenticate, issued_at_of
-from .commands import Caller, registry
-from .conf import rt_settings
-from .db import run_sync_db
-from .events import SUBSCRIBED, UNSUBSCRIBED, ERROR
-from .exceptions import CommandError, InvalidInput, PermissionDenied, UnknownCommand
-from .hub import Hub
-from .permissions import policy, relevant_permissions
-from .revocation import check_access, close_message
-from .rooms import user_room
-from .subscriptions import check_rooms, expect_mapping, topics
+from .. import metrics
+from ..accounts.revocation import check_access, close_message
+from ..auth import authenticate, issued_at_of
+from ..commands import Caller, registry
+from ..conf import rt_settings
+from ..db import run_sync_db
+from ..events import SUBSCRIBED, UNSUBSCRIBED, ERROR
+from ..exceptions import (
+    CommandError, InternalError, InvalidEvent, InvalidInput, PermissionDenied, SessionClosed, Unavailable, UnknownCommand,
+)
+from ..hub import Hub
+from ..permissions import TOO_MANY_ROOMS, policy, relevant_permissions
+from ..rooms import user_room
+from ..subscriptions import check_rooms, expect_mapping, topics
 
 logger = logging.getLogger("realtime.session")
 
@@ -60,11 +62,6 @@ class Reply:
 
     def error_dict(self) -> dict:
         return {"code": self.error_code, "message": self.error_message}
-
-
-class SessionClosed(CommandError):
-    code = "connection_closed"
-    default_message = "The connection is closed"
 
 
 class Session:
@@ -166,7 +163,7 @@ class Session:
             if self.closed:
                 raise SessionClosed()
             if not EVENT_NAME_RE.match(name):
-                raise InvalidInput("Invalid event name", code="invalid_event")
+                raise InvalidEvent()
             if name == AUTH_REFRESH:
                 error_event = "auth:error"
                 return Reply(name, await self.refresh_token(data), result_event="auth:refreshed")
@@ -190,11 +187,11 @@ class Session:
             metrics.ERRORS.labels("command_database").inc()
             logger.error("Database error in command %s (connection %s)", name, self.connection_id,
                          extra=self._log_fields(name))
-            return Reply(name, None, "unavailable", "The service is temporarily unavailable", error_event, request=data)
+            return Reply(name, None, Unavailable.code, Unavailable.default_message, error_event, request=data)
         except Exception:
             metrics.ERRORS.labels("command").inc()
             logger.exception("Command %s failed (connection %s)", name, self.connection_id, extra=self._log_fields(name))
-            return Reply(name, None, "internal_error", "Internal error", error_event, request=data)
+            return Reply(name, None, InternalError.code, InternalError.default_message, error_event, request=data)
 
     def _log_fields(self, command: str) -> dict:
         return {"action": "error", "connection_id": self.connection_id, "user_id": str(self.user.pk),
@@ -223,7 +220,7 @@ class Session:
                     joined.append(room)
                     continue
                 if len(self.rooms) >= rt_settings.MAX_ROOMS_PER_CONNECTION:
-                    refused.append({"room": room, "reason": "too_many_rooms"})
+                    refused.append({"room": room, "reason": TOO_MANY_ROOMS})
                     continue
                 await self.hub.join(self.connection, room)
                 self._joined(room)

@@ -1,6 +1,6 @@
 """Which browser origins may open a socket: full origins, not just host names.
 
-channels' ``AllowedHostsOriginValidator`` compares host names only (TRAPS.md:
+channels' ``AllowedHostsOriginValidator`` compares host names only (docs/design.md#origins:
 ``https://localhost`` passed on a plain-http server). Here an origin is allowed
 when its scheme, host and port equal those of an entry of
 ``REALTIME["ALLOWED_ORIGINS"]`` or of the request's own host (same-origin).
@@ -9,7 +9,8 @@ when its scheme, host and port equal those of an entry of
 """
 from urllib.parse import urlsplit
 
-from .conf import rt_settings
+from ..conf import rt_settings
+from ..server.headers import header, header_values
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -29,11 +30,7 @@ def parse_origin(value: str) -> tuple[str, str, int] | None:
 
 
 def _same_host(origin: tuple[str, str, int], scope: dict) -> bool:
-    host = None
-    for key, value in scope.get("headers", ()):
-        if key == b"host":
-            host = value.decode("latin-1")
-            break
+    host = header(scope, b"host")
     if not host:
         return False
     secure = scope.get("scheme") in ("wss", "https")
@@ -43,7 +40,7 @@ def _same_host(origin: tuple[str, str, int], scope: dict) -> bool:
 
 def origin_allowed(scope: dict) -> bool:
     """True if the socket's Origin header (if any) is allowed."""
-    values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"origin"]
+    values = header_values(scope, b"origin")
     if not values:
         return True
     if len(values) > 1:

@@ -70,7 +70,7 @@ stock object in place when daphne, Twisted or autobahn no longer look as expecte
    - the dict is then rebuilt at the size the remaining ~30 attributes need.
    autobahn's ``send_queue`` (a deque, 0.75 KiB, used only for chopped or
    synchronous writes, which daphne never does) becomes ``LazySendQueue``, which
-   makes its deque on the first ``append``; ``realtime.outbound.direct_writer``
+   makes its deque on the first ``append``; ``realtime.server.outlets.direct_writer``
    tests it for emptiness, as before.
 """
 import asyncio
@@ -88,9 +88,10 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
 
+from ..conf import rt_settings
 from .accesslog import AccessLogMiddleware
-from .conf import rt_settings
 from .drain import DrainGate, drain
+from .queues import ReceiveQueue
 
 logger = logging.getLogger("realtime.serving")
 access_logger = logging.getLogger("realtime.access")
@@ -207,64 +208,7 @@ class BodyLimitedHTTPFactory(HTTPFactory):
 # -- 1. the application's input queue ---------------------------------------------------------
 
 
-class ReceiveQueue:
-    """The ASGI ``receive`` queue of one connection: ``put_nowait`` (daphne) and ``get`` (the app)."""
-
-    __slots__ = ("_items", "_getters")
-
-    def __init__(self) -> None:
-        self._items: deque | None = None  # made on the first put, dropped when drained
-        self._getters: list | None = None  # futures of waiting ``get`` calls, oldest first
-
-    def qsize(self) -> int:
-        return len(self._items) if self._items is not None else 0
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def put_nowait(self, item) -> None:
-        if self._items is None:
-            self._items = deque()
-        self._items.append(item)
-        self._wakeup_next()
-
-    def get_nowait(self):
-        items = self._items
-        if not items:
-            raise asyncio.QueueEmpty
-        item = items.popleft()
-        if not items:
-            self._items = None
-        return item
-
-    async def get(self):
-        while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()  # no-op if a put already woke it
-                if self._getters is not None and getter in self._getters:
-                    self._getters.remove(getter)
-                    if not self._getters:
-                        self._getters = None
-                if self._items and not getter.cancelled():
-                    self._wakeup_next()  # it was woken for a message it will not take: pass the turn on
-                raise
-        return self.get_nowait()
-
-    def _wakeup_next(self) -> None:
-        getters = self._getters
-        while getters:
-            getter = getters.pop(0)
-            if not getter.done():
-                getter.set_result(None)
-                break
-        if not getters:
-            self._getters = None
+# ``ReceiveQueue`` (queues.py): also the Engine.IO session's inbound queue.
 
 
 # -- 2. the HTTP request the WebSocket was upgraded from --------------------------------------
@@ -419,7 +363,7 @@ class SlimWebSocketFactory(WebSocketFactory):
 
 class SlimServer(Server):
     """daphne's ``Server`` with ``ReceiveQueue``, ``SlimWebSocketFactory`` and the request body limit
-    (module docstring), and a graceful drain on SIGTERM/SIGINT (``realtime/drain.py``)."""
+    (module docstring), and a graceful drain on SIGTERM/SIGINT (``realtime/server/drain.py``)."""
 
     @property
     def http_factory(self):

@@ -22,20 +22,13 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from . import drain
-from .conf import rt_settings
-from .hub import current_hub
+from ..conf import rt_settings
+from ..exceptions import HubNotReceiving, NoChannelLayer
+from ..hub import current_hub
+from ..server import drain
 
 PROBE_PREFIX = "realtime-ready."
 OK = "ok"
-
-
-class NoChannelLayer(Exception):
-    """CHANNEL_LAYERS has no default layer."""
-
-
-class HubNotReceiving(Exception):
-    """This process's hub failed to receive from the channel layer and has not recovered yet."""
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -105,7 +98,7 @@ async def _run(check) -> str:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the channel layer answer, else 503 naming what failed.
 
-    A draining process (SIGTERM, realtime/drain.py) answers 503 ``draining`` at once, without checks.
+    A draining process (SIGTERM, realtime/server/drain.py) answers 503 ``draining`` at once, without checks.
     """
     if drain.is_draining():
         return JsonResponse({"status": "draining", "failing": ["draining"], "checks": {}}, status=503)

@@ -1,7 +1,7 @@
 """Socket.IO v5 on the Session core: ``/socket.io/`` is the socket of ``/ws/``, encoded differently.
 
 ``SocketIOConsumer`` runs over the virtual WebSocket of one Engine.IO session
-(``engineio.py``): each message it receives is one Socket.IO packet or attachment, each
+(``engine.py``): each message it receives is one Socket.IO packet or attachment, each
 frame it sends one Engine.IO message, whatever carries the session (long-polling or a
 WebSocket). As a ``SocketConsumer`` it shares with the native protocol the Session (auth,
 rooms, permissions, commands, payloads), delivery from the hub with one encoding per
@@ -36,43 +36,31 @@ with a terminal code sends DISCONNECT first, so the client does not reconnect by
 import asyncio
 import logging
 
-from channels.exceptions import StopConsumer
-
-from . import metrics
-from .auth import AuthResult, authenticate, token_from_scope
-from .conf import rt_settings
-from .consumers import SocketConsumer, forget_handshake
-from .engineio import EngineOptions
-from .events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
-from .exceptions import CloseCode, ProtocolError
-from .outbound import ws_text_frame
-from .protocol import socketio as codec
-from .session import Reply
+from .. import metrics
+from ..auth import AuthResult, authenticate, token_from_scope
+from ..conf import rt_settings
+from ..events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
+from ..exceptions import CloseCode, ConnectRefused, ProtocolError
+from ..protocol import socketio as codec
+from ..server.headers import bearer
+from ..server.outlets import Outlet
+from ..sockets.consumers import SocketConsumer, forget_handshake
+from ..sockets.session import Reply
+from .engine import EngineOptions
 
 logger = logging.getLogger("realtime.socketio")
 
 INVALID_NAMESPACE = "Invalid namespace"
-# To the Engine.IO session (engineio.py): whether it counts as one with no namespace connected.
+# To the Engine.IO session (engine.py): whether it counts as one with no namespace connected.
 PENDING = {"type": "engineio.pending", "pending": True}
 NOT_PENDING = {"type": "engineio.pending", "pending": False}
-WIRE_KEY = codec.NAME + "/ws-frame"  # an event's Engine.IO message as a WebSocket frame, in Event.frames
 MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
-
-
-class ConnectRefused(Exception):
-    """A namespace CONNECT refused: ``message`` becomes the client's ``err.message``."""
-
-    def __init__(self, message: str, data: dict | None = None) -> None:
-        self.message = message
-        self.data = data
-        super().__init__(message)
 
 
 class SocketIOConsumer(SocketConsumer):
     """One Socket.IO client (one Engine.IO session) of the product: namespace ``/`` on a Session."""
 
     protocol_name = codec.NAME
-    queue_sends = False  # its send is the Engine.IO session's, which has its own bounded queue
     namespaces = frozenset({codec.DEFAULT_NAMESPACE})
 
     async def __call__(self, scope, receive, send):
@@ -88,6 +76,11 @@ class SocketIOConsumer(SocketConsumer):
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()
+
+    def make_outlet(self, send) -> Outlet:
+        # Its send is the Engine.IO session's (``engine.py``), which has its own bounded queue and
+        # asks its carrier's outlet how to write each message.
+        return Outlet(send)
 
     # -- configuration hooks (the conformance server overrides them) ----------------------
 
@@ -113,7 +106,7 @@ class SocketIOConsumer(SocketConsumer):
         forget_handshake(self.scope)
         self.scope.pop("realtime.auth", None)
         self.scope.pop("user", None)
-        await self.base_send({"type": "websocket.accept"})
+        await self.outlet.send({"type": "websocket.accept"})
         self._arm_deadline()
 
     def _arm_deadline(self) -> None:
@@ -167,7 +160,7 @@ class SocketIOConsumer(SocketConsumer):
             del self.connected[namespace]
             await self.disconnect_namespace(namespace)
             if not self.connected and not self.closed:
-                await self.base_send(PENDING)
+                await self.outlet.send(PENDING)
                 self._arm_deadline()
             await self.admit()  # counted after it is done: a DISCONNECT is never refused
             return
@@ -176,7 +169,7 @@ class SocketIOConsumer(SocketConsumer):
         # ACK: the server emits nothing with a callback, so there is nothing to match.
 
     async def engineio_control(self, message):
-        """An Engine.IO ping or pong from the client (engineio.py): counted like any message."""
+        """An Engine.IO ping or pong from the client (engine.py): counted like any message."""
         if not self.closed:
             await self.admit()
 
@@ -192,15 +185,6 @@ class SocketIOConsumer(SocketConsumer):
         if self.strikes >= rt_settings.RATE_LIMIT_CLOSE_AFTER:
             await self.close(CloseCode.RATE_LIMITED, "rate_limited")
         return False
-
-    async def websocket_disconnect(self, message):
-        if not self.closed:
-            metrics.DISCONNECTS.labels("client").inc()
-            logger.info("Connection %s user=%s closed by the client", self.connection_id, self.user_id,
-                        extra=self.log_fields("disconnect", reason="client", code=message.get("code")))
-        self.closed = True
-        await self.end_session()
-        raise StopConsumer()
 
     async def on_connect(self, namespace: str, auth: object) -> None:
         if namespace not in self.namespaces:
@@ -219,7 +203,7 @@ class SocketIOConsumer(SocketConsumer):
             return
         self.connected[namespace] = sid
         self._disarm_deadline()
-        await self.base_send(NOT_PENDING)
+        await self.outlet.send(NOT_PENDING)
         await self.send_frame(codec.encode_connect(namespace, sid))
         await self.namespace_connected(namespace, auth)
 
@@ -257,30 +241,9 @@ class SocketIOConsumer(SocketConsumer):
             if isinstance(msg, str):
                 await self.send_frame(msg)
             elif not self.closed:
-                await self.base_send({"type": "websocket.send", "bytes": msg})
+                await self.outlet.send({"type": "websocket.send", "bytes": msg})
 
     # -- encodings of the Session's frames -------------------------------------------------
-
-    async def deliver(self, event: Event) -> bool:
-        """An event from the hub: its message, and that message as a WebSocket frame, built once per event.
-
-        The frame lets the Engine.IO session write straight to a daphne WebSocket
-        (``outbound.direct_writer``); long-polling and other servers use the message.
-        """
-        if self.closed:
-            metrics.DROPPED.labels("closed").inc()
-            return False
-        frames = event.frames
-        frame = self.encoded(event)
-        wire = frames.get(WIRE_KEY)
-        if wire is None:
-            wire = frames[WIRE_KEY] = ws_text_frame(codec.message(frame))
-        try:
-            await self.base_send({"type": "websocket.send", "text": frame, "engineio.wire": wire})
-        except Exception:
-            self.closed = True
-            return False
-        return True
 
     def event_frame(self, event: Event) -> str:
         return codec.event_frame(event)
@@ -320,8 +283,8 @@ class SocketIOConsumer(SocketConsumer):
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             token = self._token
-        if isinstance(token, str) and token[:7].lower() == "bearer ":
-            token = token[7:].strip()
+        if isinstance(token, str) and bearer(token) is not None:
+            token = bearer(token)
         return await authenticate(token)
 
     async def handle_event(self, namespace: str, name: str, args: list, ack: int | None) -> None:
@@ -367,4 +330,4 @@ def _cap(value) -> int | None:
     return None if value is None else int(value)
 
 
-__all__ = ["ConnectRefused", "SocketIOConsumer", "engine_options"]
+__all__ = ["SocketIOConsumer", "engine_options"]

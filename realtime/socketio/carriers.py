@@ -1,9 +1,11 @@
-"""The ASGI consumers of an Engine.IO endpoint: its WebSocket and its long-polling requests.
+"""The carriers of an Engine.IO session: the ASGI consumers of its WebSocket and its long-polling requests.
 
-They only move Engine.IO packets between the wire and the session (``engineio.py``):
-the Socket.IO protocol and the Session core are above, in ``SocketIOConsumer``.
-Neither is a channel-layer member, and both skip channels' per-message
-``close_old_connections`` thread hop (TRAPS.md): they never touch the ORM.
+They only move Engine.IO packets between the wire and the session (``engine.py``):
+the Socket.IO protocol and the Session core are above, in ``SocketIOConsumer``. A
+WebSocket carrier writes through its outlet (``server/outlets.py``), which the session
+asks for the frame of each message. Neither is a channel-layer member, and both skip
+channels' per-message ``close_old_connections`` thread hop
+(docs/design.md#thread-hop-per-message): they never touch the ORM.
 
 Refusals: a malformed query string, an unknown transport or an Engine.IO version other
 than 4 get HTTP 400 with the reference server's JSON body (``{"code": 3, "message":
@@ -11,27 +13,27 @@ than 4 get HTTP 400 with the reference server's JSON body (``{"code": 3, "messag
 (WebSocket). A session id that is unknown here (expired, or owned by another process
 without sticky sessions) gets 400 ``Session ID unknown``: clients then reconnect.
 """
-import asyncio
 import logging
 
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
-from .direct import DirectConsumer
-from .engineio import EngineServer, EngineSocket, PollError, TooManySessions
-from .exceptions import CloseCode, ProtocolError
-from .origins import origin_allowed
-from .outbound import SLOW_CLOSE_GRACE, asyncio_transport, backlog_probe, direct_writer, transport_aborter
-from .protocol import socketio as codec
+from ..exceptions import CloseCode, PollError, ProtocolError, TooManySessions
+from ..protocol import socketio as codec
+from ..server.headers import header
+from ..server.outlets import FrameMemo, outlet_for
+from ..sockets.dispatch import DirectConsumer
+from ..sockets.origins import origin_allowed
+from .engine import EngineServer, EngineSocket
 
-logger = logging.getLogger("realtime.transports")
+logger = logging.getLogger("realtime.transports")  # the name logs had before the move
 
 TEXT = b"text/plain; charset=UTF-8"
 JSON = b"application/json"
 CORS_MAX_AGE = b"600"
 
 
-class _Transport(DirectConsumer):
+class _Carrier(DirectConsumer):
     """A bare consumer: no channel layer, no thread hop per message."""
 
     def __init__(self, server: EngineServer) -> None:  # as_asgi(server=...)
@@ -43,10 +45,7 @@ class _Transport(DirectConsumer):
         self._receive = receive
         await self.setup()
         try:
-            while True:  # a plain loop: see direct.py
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+            await self.run(receive)
         finally:
             await self.teardown()
 
@@ -60,26 +59,22 @@ class _Transport(DirectConsumer):
         return not self.server.check_origin or origin_allowed(self.scope)
 
 
-class WebSocketTransport(_Transport):
+class WebSocketCarrier(_Carrier):
     """``/socket.io/`` over WebSocket: a new session, or the upgrade of a polling one (``sid``)."""
 
+    message_frame = FrameMemo(codec.message(""))  # an Engine.IO message's WebSocket frame, once per text
+
     async def setup(self) -> None:
-        self.session: EngineSocket | None = None
+        self.engine_socket: EngineSocket | None = None
         self.closed = False
-        self._pending = backlog_probe(self.base_send)
-        self._direct = direct_writer(self.base_send)  # daphne only
-        # uvicorn: its send awaits writability, so the Engine.IO session must queue (and bound)
-        # whatever would wait: pending() is the transport's buffer, and close() never awaits.
-        self._asyncio_transport = asyncio_transport(self.base_send) if self._pending is None else None
-        if self._asyncio_transport is not None:
-            self._pending = self._asyncio_transport.get_write_buffer_size
-        self._closing: asyncio.Task | None = None
+        self.outlet = outlet_for(self.base_send)
 
     async def teardown(self) -> None:
         # Also when daphne cancels us because the client vanished without a close frame.
-        session, self.session = self.session, None
-        if session is not None:
-            await session.websocket_gone(self)
+        engine_socket, self.engine_socket = self.engine_socket, None
+        if engine_socket is not None:
+            await engine_socket.websocket_gone(self)
+        self.outlet.stop()
 
     async def websocket_connect(self, message):
         try:
@@ -97,100 +92,84 @@ class WebSocketTransport(_Transport):
                 self.server.admit(self.scope)
             except TooManySessions as e:
                 return await self.refuse(e.status, codec.engine_error(e.code))
-            await self.base_send({"type": "websocket.accept"})
+            await self.outlet.send({"type": "websocket.accept"})
             try:
-                self.session = self.server.open(self.scope, "websocket", ws=self)
+                self.engine_socket = self.server.open(self.scope, "websocket", ws=self)
             except TooManySessions:
                 return await self.close(CloseCode.TOO_MANY_CONNECTIONS)  # filled up while accepting
-            await self.send(self.session.open_packet())
-            self.session.start()
+            await self.send(self.engine_socket.open_packet())
+            self.engine_socket.start()
             return
-        session = self.server.get(request.sid)
-        await self.base_send({"type": "websocket.accept"})
-        if session is None or not session.can_upgrade():
+        engine_socket = self.server.get(request.sid)
+        await self.outlet.send({"type": "websocket.accept"})
+        if engine_socket is None or not engine_socket.can_upgrade():
             # Accept, then close: clients see a failed probe and keep polling.
             return await self.close(CloseCode.PROTOCOL_ERROR)
-        self.session = session
-        session.begin_upgrade(self)
+        self.engine_socket = engine_socket
+        engine_socket.begin_upgrade(self)
 
     async def refuse(self, status: int = 403, body: str = "") -> None:
         """Refuse the handshake: with ``status`` and ``body`` where the server can send them
         (the ASGI ``websocket.http.response`` extension: uvicorn), else HTTP 403 (daphne)."""
         self.closed = True
         if status != 403 and "websocket.http.response" in (self.scope.get("extensions") or {}):
-            await self.base_send({"type": "websocket.http.response.start", "status": status,
-                                  "headers": [(b"content-type", JSON)]})
-            await self.base_send({"type": "websocket.http.response.body", "body": body.encode()})
+            await self.outlet.send({"type": "websocket.http.response.start", "status": status,
+                                    "headers": [(b"content-type", JSON)]})
+            await self.outlet.send({"type": "websocket.http.response.body", "body": body.encode()})
             return
-        await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
+        await self.outlet.send({"type": "websocket.close"})  # HTTP 403 before the handshake
 
     async def websocket_receive(self, message):
-        session = self.session
-        if self.closed or session is None:
+        engine_socket = self.engine_socket
+        if self.closed or engine_socket is None:
             return
         frame = message.get("text")
         if frame is None:
             frame = message.get("bytes") or b""
-        if len(frame) > session.options.max_payload:
-            await session.close("message over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+        if len(frame) > engine_socket.options.max_payload:
+            await engine_socket.close("message over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
             return await self.close(CloseCode.MESSAGE_TOO_BIG)
         try:
             packet = codec.decode_packet(frame)
         except ProtocolError:
-            if session.ws is self:
-                await session.close("malformed packet", code=CloseCode.PROTOCOL_ERROR)
+            if engine_socket.ws is self:
+                await engine_socket.close("malformed packet", code=CloseCode.PROTOCOL_ERROR)
             return await self.close(CloseCode.PROTOCOL_ERROR)
-        if session.ws is self:
-            await session.receive(packet)
+        if engine_socket.ws is self:
+            await engine_socket.receive(packet)
         else:
-            await session.probe_packet(self, packet)
+            await engine_socket.probe_packet(self, packet)
 
     async def websocket_disconnect(self, message):
         self.closed = True
         raise StopConsumer()
 
-    # -- WebSocketCarrier ---------------------------------------------------------------
+    # -- engine.Carrier -------------------------------------------------------------------
 
     async def send(self, frame: str | bytes) -> bool:
         if self.closed:
             return False
         key = "bytes" if isinstance(frame, bytes) else "text"
-        try:
-            await self.base_send({"type": "websocket.send", key: frame})
-        except Exception:
-            # daphne raises Disconnected into send() when the client went away.
-            self.closed = True
+        if not await self.outlet.send({"type": "websocket.send", key: frame}):
+            self.closed = True  # the client went away
             return False
         return True
 
-    def write_direct(self, wire: bytes) -> bool:
-        """A finished WebSocket frame straight to the connection (daphne); False: use ``send``."""
-        return not self.closed and self._direct is not None and self._direct(wire)
+    def try_write_message(self, text: str) -> bool:
+        """The Engine.IO message of ``text`` straight to the connection (daphne); False: use ``send``."""
+        outlet = self.outlet
+        return not self.closed and outlet.writes_frames and outlet.try_write(self.message_frame(text))
 
     def pending(self) -> int:
-        return self._pending() if self._pending is not None else 0
+        return self.outlet.backlog()
 
     async def close(self, code: int = CloseCode.NORMAL) -> None:
         if self.closed:
             return
         self.closed = True
-        if self._asyncio_transport is not None:
-            # uvicorn's close waits until the transport is writable (never, for a client that
-            # does not read): sent by a task, and a slow consumer's connection aborted soon after.
-            self._closing = asyncio.get_running_loop().create_task(self._send_close(code))
-            if code == CloseCode.SLOW_CONSUMER:
-                asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, transport_aborter(self.base_send))
-            return
-        await self._send_close(code)
+        await self.outlet.close(code)
 
-    async def _send_close(self, code: int) -> None:
-        try:
-            await self.base_send({"type": "websocket.close", "code": int(code)})
-        except Exception:
-            pass
-
-
-class PollingTransport(_Transport, AsyncHttpConsumer):
+class PollingCarrier(_Carrier, AsyncHttpConsumer):
     """``/socket.io/`` over HTTP long-polling: the handshake ``GET``, then ``GET``/``POST`` with ``sid``."""
 
     async def setup(self) -> None:
@@ -230,24 +209,24 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
             if method != "GET":
                 return await self.reply(400, codec.engine_error("bad_handshake_method"), JSON)
             try:
-                session = self.server.open(self.scope, "polling")
+                engine_socket = self.server.open(self.scope, "polling")
             except TooManySessions as e:
                 return await self.reply(e.status, codec.engine_error(e.code), JSON)
-            session.start()
-            return await self.reply(200, session.open_packet())
-        session = self.server.get(request.sid)
-        if session is None:
+            engine_socket.start()
+            return await self.reply(200, engine_socket.open_packet())
+        engine_socket = self.server.get(request.sid)
+        if engine_socket is None:
             return await self.reply(400, codec.engine_error("unknown_sid"), JSON)
         try:
             if self.too_big:
-                await session.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
+                await engine_socket.close("payload over maxPayload", code=CloseCode.MESSAGE_TOO_BIG)
                 return await self.reply(413, codec.engine_error("bad_request"), JSON)
             if method == "GET":
-                payload = await session.poll(self._receive)
+                payload = await engine_socket.poll(self._receive)
                 if payload is not None:
                     await self.reply(200, payload)
             elif method == "POST":
-                await session.post(body)
+                await engine_socket.post(body)
                 await self.reply(200, "ok")
             else:
                 await self.reply(400, codec.engine_error("bad_request"), JSON)
@@ -256,24 +235,18 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
 
     async def preflight(self) -> None:
         headers = [(b"access-control-allow-methods", b"GET, POST, OPTIONS"), (b"access-control-max-age", CORS_MAX_AGE)]
-        requested = self._header(b"access-control-request-headers")
+        requested = header(self.scope, b"access-control-request-headers")
         if requested:
-            headers.append((b"access-control-allow-headers", requested))
+            headers.append((b"access-control-allow-headers", requested.encode("latin-1")))
         await self.send_response(204, b"", headers=self._cors() + headers)
-
-    def _header(self, name: bytes) -> bytes | None:
-        for key, value in self.scope.get("headers", ()):
-            if key.lower() == name:
-                return value
-        return None
 
     def _cors(self) -> list[tuple[bytes, bytes]]:
         """Cross-origin access for an allowed browser origin (checked by ``origin_ok``)."""
-        origin = self._header(b"origin")
+        origin = header(self.scope, b"origin")
         if origin is None or not self.allowed:
             return []
         return [
-            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-credentials", b"true"),
             (b"vary", b"Origin"),
         ]
@@ -290,4 +263,4 @@ class PollingTransport(_Transport, AsyncHttpConsumer):
         raise StopConsumer()
 
 
-__all__ = ["PollingTransport", "WebSocketTransport"]
+__all__ = ["PollingCarrier", "WebSocketCarrier"]

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
-from .exceptions import CloseCode
+from ..exceptions import CloseCode
 from .revocation import close_sockets, recheck_rooms, revoke_tokens
 
 WATCHED = ("is_active", "password", "is_superuser", "is_staff")

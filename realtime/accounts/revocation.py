@@ -20,9 +20,9 @@ from django.db import DatabaseError
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from .exceptions import CloseCode
-from .publish import send_control
-from .rooms import user_room
+from ..exceptions import CloseCode
+from ..publish import send_control
+from ..rooms import user_room
 
 logger = logging.getLogger("realtime.revocation")
 
@@ -34,7 +34,7 @@ REVOKED = ("token_revoked", CloseCode.TOKEN_REVOKED, "The session was revoked")
 
 def revoke_tokens(user, reason: str = "token_revoked") -> None:
     """Refuse the user's tokens issued until now (access and refresh), and close their live sockets."""
-    from .models import TokenRevocation
+    from ..models import TokenRevocation
 
     now = timezone.now()
     # Never moved back (two logouts at once, or from hosts whose clocks differ a little).
@@ -69,7 +69,7 @@ def access_state(user_ids) -> dict[str, tuple[bool, object]]:
     ``RECHECK_BATCH`` users (a missing id: the user was deleted)."""
     from django.contrib.auth import get_user_model
 
-    from .models import TokenRevocation
+    from ..models import TokenRevocation
 
     User = get_user_model()
     revoked_at = TokenRevocation.objects.filter(user_id=OuterRef("pk")).values("not_before")[:1]
@@ -112,7 +112,7 @@ async def recheck_sockets(connections) -> int:
     users, whatever the number of sockets. A database error skips the round (no socket is closed
     for it) and is logged in one line.
     """
-    from .db import run_sync_db
+    from ..db import run_sync_db
 
     sockets = [(conn, session) for conn in connections
                if (session := getattr(conn, "session", None)) is not None and not getattr(conn, "closed", False)]

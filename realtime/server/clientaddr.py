@@ -10,7 +10,8 @@ right to left and only while each hop is trusted, so a client that sends ``X-For
 from functools import lru_cache
 import ipaddress
 
-from .conf import rt_settings
+from ..conf import rt_settings
+from .headers import header_values
 
 UNKNOWN = "unknown"
 
@@ -58,7 +59,7 @@ def client_address(scope: dict) -> str:
     """The client address of an ASGI scope (HTTP or WebSocket)."""
     client = scope.get("client")
     peer = client[0] if client else None
-    forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-forwarded-for"]
+    forwarded = header_values(scope, b"x-forwarded-for")
     return resolve(peer, forwarded)
 
 

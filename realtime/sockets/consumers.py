@@ -5,11 +5,11 @@
 expiry, idle), delivery of hub events with a bounded outbound backlog, and
 closing with a documented code. A socket is not a channel-layer member (the
 process's hub is, see ``hub.py``), and its dispatch skips channels' per-message
-``close_old_connections`` thread hop (TRAPS.md): handlers that touch the ORM
-run in ``database_sync_to_async`` (``db.run_sync_db``), which closes old connections itself.
+``close_old_connections`` thread hop (docs/design.md#thread-hop-per-message): handlers that
+touch the ORM run in ``database_sync_to_async`` (``db.run_sync_db``), which closes old connections
+itself. How its frames reach the client is its outlet's business (``server/outlets.py``), chosen
+once per socket: the consumer keeps only the application's behaviour.
 """
-import asyncio
-from collections import deque
 import logging
 import time
 import uuid
@@ -17,41 +17,38 @@ import uuid
 from channels.exceptions import StopConsumer
 from django.db import DatabaseError
 
-from . import metrics
-from .auth import AuthResult
-from .clientaddr import client_address
-from .conf import rt_settings
-from .direct import DirectConsumer
-from .events import CONNECTED, ERROR, Event
-from .exceptions import AuthError, CloseCode, ProtocolError, Unavailable
-from .hub import get_hub
+from .. import metrics
+from ..auth import AuthResult
+from ..conf import rt_settings
+from ..events import CONNECTED, ERROR, UNSUBSCRIBED, Event
+from ..exceptions import AuthError, CloseCode, ProtocolError, Unavailable
+from ..hub import get_hub
+from ..protocol import native
+from ..ratelimit import TokenBucket
+from ..server.clientaddr import client_address
+from ..server.outlets import FrameMemo, Outlet, outlet_for
+from .dispatch import DirectConsumer
 from .origins import origin_allowed
-from .outbound import SLOW_CLOSE_GRACE, asyncio_transport, backlog_probe, direct_writer, transport_aborter, ws_text_frame
-from .protocol import native
-from .ratelimit import TokenBucket
 from .session import Reply, Session
 
 logger = logging.getLogger("realtime.consumers")
 
 AUTH_EXPIRING = "auth:expiring"
-UNSUBSCRIBED = "unsubscribed"
-UNSET = object()
-WIRE_SUFFIX = "/ws-frame"  # key of an event's ready-framed WebSocket frame in Event.frames
 
 
 class SocketConsumer(DirectConsumer):
     """Shared machinery of a realtime socket, whatever its wire protocol."""
 
     protocol_name = "base"
-    _direct = UNSET  # outbound.direct_writer for this socket, found on the first delivery
-    # On a server with no backlog probe (uvicorn: its ``send`` awaits the drain), queue frames in
-    # a bounded outbox written by a task of this socket, so one client that never reads cannot
-    # stall the hub's fan-out. False for a consumer whose ``send`` has its own bounded queue.
-    queue_sends = True
+    frame_memo = FrameMemo()  # per protocol: a fan-out frames each event once (NativeConsumer has its own)
+
+    def make_outlet(self, send) -> Outlet:
+        """How this socket's frames reach the client: the server's outlet (``outlet_for``)."""
+        return outlet_for(send)
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
-        self.base_send = send
+        self.outlet = self.make_outlet(send)
         self.session: Session | None = None
         self.hub = None
         self.user_id = "-"
@@ -65,19 +62,8 @@ class SocketConsumer(DirectConsumer):
         self.last_seen = time.time()
         self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
         self.strikes = 0
-        self._pending = backlog_probe(send)
-        self._queued = self._pending is None and self.queue_sends
-        self._outbox: deque | None = None  # (ASGI message, size) waiting for the writer task; made when needed
-        self._outbox_bytes = 0
-        self._writer: asyncio.Task | None = None  # alive only while the outbox is not empty
-        # uvicorn: while its transport's buffer is at most the low-water mark, send writes at once.
-        self._transport = asyncio_transport(send) if self._queued else None
-        self._low_water = self._transport.get_write_buffer_limits()[0] if self._transport is not None else -1
         try:
-            while True:  # a plain loop: see direct.py
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+            await self.run(receive)
         finally:
             # Also when daphne cancels us because the client vanished without a
             # close frame: leave every room so no group membership stays behind.
@@ -86,7 +72,16 @@ class SocketConsumer(DirectConsumer):
                 logger.info("Connection %s user=%s gone", self.connection_id, self.user_id,
                             extra=self.log_fields("disconnect", reason="gone"))
             await self.end_session()
-            self._stop_writer()
+            self.outlet.stop()
+
+    async def websocket_disconnect(self, message):
+        if not self.closed:
+            metrics.DISCONNECTS.labels("client").inc()
+            logger.info("Connection %s user=%s closed by the client (%s)", self.connection_id, self.user_id,
+                        message.get("code"), extra=self.log_fields("disconnect", reason="client", code=message.get("code")))
+        self.closed = True
+        await self.end_session()
+        raise StopConsumer()
 
     # -- session -------------------------------------------------------------------
 
@@ -164,35 +159,17 @@ class SocketConsumer(DirectConsumer):
         """Write one text frame unless the socket is closed or too far behind."""
         if self.closed:
             return False
-        if self._backlog() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
+        outlet = self.outlet
+        if outlet.backlog() > rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
             metrics.DROPPED.labels("slow_consumer").inc()
             await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
             return False
-        message = {"type": "websocket.send", "text": frame}
-        if self._queued and not self._writable_now():
-            self._post(message, len(frame))
+        if outlet.writes_frames and outlet.try_write(self.frame_memo(frame)):
             return True
-        try:
-            await self.base_send(message)
-        except Exception:
-            # daphne raises Disconnected into send() when the client went away.
-            self.closed = True
+        if not await outlet.send({"type": "websocket.send", "text": frame}):
+            self.closed = True  # the client went away
             return False
         return True
-
-    def _backlog(self) -> int:
-        """Bytes waiting for this socket: our outbox where send can block, else daphne's buffer."""
-        if self._queued:
-            return self._outbox_bytes
-        return self._pending() if self._pending is not None else 0
-
-    def _writable_now(self) -> bool:
-        """Outbox mode: nothing queued and the transport under its low-water mark, so send won't wait."""
-        return (
-            self._writer is None
-            and self._transport is not None
-            and self._transport.get_write_buffer_size() <= self._low_water
-        )
 
     async def send_event(self, name: str, data: object) -> bool:
         """Send one event to this socket only, in its protocol's encoding."""
@@ -205,57 +182,8 @@ class SocketConsumer(DirectConsumer):
         metrics.DISCONNECTS.labels(reason or "normal").inc()
         logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code,
                     extra=self.log_fields("disconnect", reason=reason or "normal", code=int(code)))
-        if self._queued:
-            # The close frame too goes through the writer: after the frames queued before it,
-            # and never awaited here (uvicorn's close waits for the client's close handshake).
-            if reason == "slow_consumer":
-                self._stop_writer()
-                abort = transport_aborter(self.base_send)
-                if abort is not None:
-                    asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, abort)
-            self._post({"type": "websocket.close", "code": int(code)}, 0)
-        else:
-            try:
-                await self.base_send({"type": "websocket.close", "code": int(code)})
-            except Exception:
-                pass
+        await self.outlet.close(code)
         await self.end_session()
-
-    # -- the outbox (servers whose send can block) -------------------------------------
-
-    def _post(self, message: dict, size: int) -> None:
-        if self._outbox is None:
-            self._outbox = deque()
-        self._outbox.append((message, size))
-        self._outbox_bytes += size
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
-
-    async def _write_outbox(self) -> None:
-        outbox = self._outbox
-        try:
-            while outbox:
-                message, size = outbox[0]
-                try:
-                    await self.base_send(message)
-                except Exception:
-                    self.closed = True  # the client went away: nothing more can be written
-                    outbox.clear()
-                    self._outbox_bytes = 0
-                    return
-                outbox.popleft()
-                self._outbox_bytes -= size
-        finally:
-            if self._writer is asyncio.current_task():
-                self._writer = None
-
-    def _stop_writer(self) -> None:
-        """Drop what is queued and cancel the writer (slow consumer closed, or the socket ended)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.cancel()
-        self._outbox = None
-        self._outbox_bytes = 0
 
     # -- hub interface -------------------------------------------------------------
 
@@ -267,24 +195,11 @@ class SocketConsumer(DirectConsumer):
         return frame
 
     async def deliver(self, event: Event) -> bool:
+        """An event from the hub, in this socket's protocol (its outlet writes the frame once per event)."""
         if self.closed:
             metrics.DROPPED.labels("closed").inc()
             return False
-        frames = event.frames
-        frame = self.encoded(event)
-        direct = self._direct
-        if direct is UNSET:
-            direct = self._direct = direct_writer(self.base_send)
-        if direct is not None and self._pending() <= rt_settings.MAX_OUTBOUND_BACKLOG_BYTES:
-            # daphne: the WebSocket frame, also built once per event, straight to the connection
-            # (outbound.direct_writer); send_frame below if it declines (and for slow consumers).
-            key = self.protocol_name + WIRE_SUFFIX
-            wire = frames.get(key)
-            if wire is None:
-                wire = frames[key] = ws_text_frame(frame)
-            if direct(wire):
-                return True
-        return await self.send_frame(frame)
+        return await self.send_frame(self.encoded(event))
 
     async def control(self, message: dict) -> None:
         """A control message from any process: close this user's socket, or re-check its rooms."""
@@ -346,6 +261,7 @@ class NativeConsumer(SocketConsumer):
     """``/ws/``: the native JSON protocol (docs/protocol.md)."""
 
     protocol_name = native.NAME
+    frame_memo = FrameMemo()
 
     def event_frame(self, event: Event) -> str:
         return native.event_frame(event)
@@ -359,11 +275,11 @@ class NativeConsumer(SocketConsumer):
                         extra=self.log_fields("refuse", reason="forbidden_origin"))
             metrics.REFUSALS.labels("forbidden_origin").inc()
             self.closed = True
-            await self.base_send({"type": "websocket.close"})  # HTTP 403 before the handshake
+            await self.outlet.send({"type": "websocket.close"})  # HTTP 403 before the handshake
             return
         auth = self.auth
         forget_handshake(self.scope)
-        await self.base_send({"type": "websocket.accept", "subprotocol": auth.subprotocol})
+        await self.outlet.send({"type": "websocket.accept", "subprotocol": auth.subprotocol})
         if not auth.ok:
             await self.refuse(auth.error)
             return
@@ -417,15 +333,6 @@ class NativeConsumer(SocketConsumer):
         if reply.result_event:
             return native.encode_event(reply.result_event, reply.data)
         return None
-
-    async def websocket_disconnect(self, message):
-        if not self.closed:
-            metrics.DISCONNECTS.labels("client").inc()
-            logger.info("Connection %s user=%s closed by the client (%s)", self.connection_id, self.user_id,
-                        message.get("code"), extra=self.log_fields("disconnect", reason="client", code=message.get("code")))
-        self.closed = True
-        await self.end_session()
-        raise StopConsumer()
 
 
 __all__ = ["SocketConsumer", "NativeConsumer"]

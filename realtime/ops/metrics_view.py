@@ -15,8 +15,9 @@ import os
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from . import metrics
-from .conf import rt_settings
+from .. import metrics
+from ..conf import rt_settings
+from ..server.headers import bearer
 
 UNAUTHORIZED, FORBIDDEN = 401, 403
 
@@ -26,8 +27,7 @@ def _bearer(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    return bearer(header) or ""
 
 
 def token_matches(given: str, expected: str | None) -> bool:

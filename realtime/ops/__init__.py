@@ -1,0 +1,1 @@
+"""Operations: ``/healthz`` and ``/readyz``, ``/metrics``, structured logging and the audit log."""
