@@ -52,6 +52,12 @@ def _publisher(skip: tuple[str, ...]) -> str | None:
     test) is None.
     """
     app_packages = _project_packages()
+    from realtime.broadcast import declared_in
+
+    declared = declared_in.get()  # a Broadcast publishes for the app that declared it, whoever saved
+    if declared is not None:
+        top = declared.split(".")[0]
+        return None if top in skip or top not in app_packages else declared
     frame = sys._getframe(2)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
