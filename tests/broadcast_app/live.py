@@ -28,10 +28,10 @@ def return_rooms(ret, change) -> list[str]:
     return ["returns:all", f"returns:customer:{ret.customer_id}"]
 
 
-def approve(caller, data) -> dict:
-    """``returns:approve {returnId}``: sync, so it runs in a worker thread and may use the ORM."""
+def accept(caller, data) -> dict:
+    """``returns:accept {returnId}``: sync, so it runs in a worker thread and may use the ORM."""
     if not caller.user.has_perm(CHANGE):
-        raise PermissionDenied("You may not approve returns")
+        raise PermissionDenied("You may not accept returns")
     return_id = normalize_id(expect_mapping(data, {"returnId"}).get("returnId"))
     if return_id is None:
         raise InvalidInput("returnId must be an id")
@@ -57,12 +57,12 @@ def register() -> None:
                     "reason": string(), "previousStatus": nullable(string())}),
         description="A return was opened, changed status, or was deleted.",
     )
-    commands.register("returns:approve", approve, error_event="returns:approveError",
-                      result_event="returns:approved")
-    describe_command("returns:approve", data=obj({"returnId": ID_ARG}),
+    commands.register("returns:accept", accept, error_event="returns:acceptError",
+                      result_event="returns:accepted")
+    describe_command("returns:accept", data=obj({"returnId": ID_ARG}),
                      result=obj({"returnId": ID, "status": string()}),
                      errors={"permission_denied": "needs returns.change_return", "not_found": "no such return"})
-    register_event("returns:approved", obj({"returnId": ID, "status": string()}), direct=True,
-                   description="returns:approve without an ack succeeded.")
-    register_event("returns:approveError", ERROR_DATA, error=True, direct=True,
-                   description="returns:approve without an ack failed.")
+    register_event("returns:accepted", obj({"returnId": ID, "status": string()}), direct=True,
+                   description="returns:accept without an ack succeeded.")
+    register_event("returns:acceptError", ERROR_DATA, error=True, direct=True,
+                   description="returns:accept without an ack failed.")

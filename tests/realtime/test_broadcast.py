@@ -198,21 +198,21 @@ async def test_the_command_acks_with_its_result_and_the_broadcasts_follow(make_u
     ada_sock, clerk_sock = await connect(token(ada)), await connect(token(clerk))
     await subscribe(ada_sock, "returnsByCustomer", {"customerId": str(ada.pk)})
 
-    denied = await ada_sock.command("returns:approve", {"returnId": ret.pk})
+    denied = await ada_sock.command("returns:accept", {"returnId": ret.pk})
     assert denied["error"]["code"] == "permission_denied"
-    missing = await clerk_sock.command("returns:approve", {"returnId": 999999})
+    missing = await clerk_sock.command("returns:accept", {"returnId": 999999})
     assert missing["error"]["code"] == "not_found"
-    invalid = await clerk_sock.command("returns:approve", {"returnId": ret.pk, "extra": 1})
+    invalid = await clerk_sock.command("returns:accept", {"returnId": ret.pk, "extra": 1})
     assert invalid["error"]["code"] == "validation_error"
-    await clerk_sock.send("returns:approve", {"returnId": "x y"})  # no ack: the error event
-    assert (await clerk_sock.receive_event("returns:approveError"))["code"] == "validation_error"
+    await clerk_sock.send("returns:accept", {"returnId": "x y"})  # no ack: the error event
+    assert (await clerk_sock.receive_event("returns:acceptError"))["code"] == "validation_error"
 
-    reply = await clerk_sock.command("returns:approve", {"returnId": ret.pk})
+    reply = await clerk_sock.command("returns:accept", {"returnId": ret.pk})
     assert reply["data"] == {"returnId": str(ret.pk), "status": "approved"}
     frame = await ada_sock.receive_event("returns:changed")
     assert (frame["data"]["change"], frame["data"]["previousStatus"]) == ("update", "requested")
-    await clerk_sock.send("returns:approve", {"returnId": ret.pk})  # no ack: the result event
-    assert (await clerk_sock.receive_event("returns:approved"))["data"]["status"] == "approved"
+    await clerk_sock.send("returns:accept", {"returnId": ret.pk})  # no ack: the result event
+    assert (await clerk_sock.receive_event("returns:accepted"))["data"]["status"] == "approved"
 
 
 # -- the contract and the docs ------------------------------------------------------------------
@@ -266,3 +266,21 @@ async def test_the_tutorial_works_as_written(make_user, token, connect):
     assert [f["data"] for f in frames] == [
         {"returnId": str(ret.pk), "status": "approved", "previousStatus": "requested"}]
     assert await ada_sock.nothing()
+
+
+# -- the ported app: notifications' product activity -------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_broadcast_event_is_checked_against_the_contract_as_the_declaring_apps(
+        monkeypatch, published_events_match_contract, django_capture_on_commit_callbacks):
+    from inventory.models import Product
+    from notifications import events
+
+    real = events.product_payload
+    monkeypatch.setattr(events, "product_payload", lambda product, created: {**real(product, created), "x": 1})
+    with django_capture_on_commit_callbacks(execute=True):
+        Product.objects.create(title="Wool Coat", handle="wool-coat")  # saved by test code
+    violations = list(published_events_match_contract.violations)
+    published_events_match_contract.violations.clear()  # expected here
+    assert violations and all(v.endswith("(published by notifications.apps)") for v in violations), violations
