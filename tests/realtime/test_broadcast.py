@@ -284,3 +284,11 @@ def test_a_broadcast_event_is_checked_against_the_contract_as_the_declaring_apps
     violations = list(published_events_match_contract.violations)
     published_events_match_contract.violations.clear()  # expected here
     assert violations and all(v.endswith("(published by notifications.apps)") for v in violations), violations
+
+
+def test_the_worked_app_on_the_docs_page_is_the_test_apps_code():
+    text = (ROOT / "docs/extending.md").read_text()
+    live = (ROOT / "tests/broadcast_app/live.py").read_text()
+    models = (ROOT / "tests/broadcast_app/models.py").read_text().split("\n", 1)[1]
+    assert f"```python\n# returns/live.py\n{live}```" in text
+    assert f"```python\n# returns/models.py\n{models}```" in text
