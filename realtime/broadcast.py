@@ -18,6 +18,7 @@ stale). Without ``fields`` every save sends and nothing is queried.
 
 Not covered (no signals): ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``, raw SQL;
 ``QuerySet.delete()`` does send ``post_delete`` per row. Fixture loads (``raw=True``) send nothing.
+Signals name the exact class: a proxy or a child model needs its own declaration.
 """
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -30,11 +31,11 @@ import sys
 from django.apps import apps
 from django.db.models.signals import post_delete, post_save, pre_save
 
+from .exceptions import InvalidInput
 from .permissions import Rule, has_perm, policy
 from .publish import publish
-from .subscriptions import expect_mapping, topics
-from .exceptions import InvalidInput
 from .rooms import KIND_RE, normalize_id
+from .subscriptions import expect_mapping, topics
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 KINDS = (CREATE, UPDATE, DELETE)
