@@ -108,7 +108,8 @@ class _Tracker:
         if raw or instance._state.adding or instance.pk is None or not watched:
             return
         if update_fields is not None:
-            watched = [f for f in watched if f in update_fields]
+            meta = self.model._meta
+            watched = [f for f in watched if f in update_fields or meta.get_field(f).attname in update_fields]
             if not watched:
                 return
         attnames = [self.model._meta.get_field(f).attname for f in watched]
@@ -121,7 +122,7 @@ class _Tracker:
         old = getattr(instance, "_rt_broadcast_old", None)
         instance._rt_broadcast_old = None
         watched = self.watched()
-        if any(hasattr(getattr(instance, f, None), "resolve_expression") for f in watched):
+        if any(hasattr(_value(instance, f), "resolve_expression") for f in watched):
             # Saved with F(): the instance holds the expression, not the value.
             instance.refresh_from_db(fields=watched)
         for broadcast in list(self.broadcasts):
@@ -131,7 +132,12 @@ class _Tracker:
         for broadcast in list(self.broadcasts):
             if DELETE in broadcast.on:
                 fields = broadcast.fields or ()
-                broadcast._send(instance, Change(DELETE, {f: getattr(instance, f) for f in fields}, frozenset()))
+                broadcast._send(instance, Change(DELETE, {f: _value(instance, f) for f in fields}, frozenset()))
+
+
+def _value(instance, name: str):
+    """A field's value as stored: a foreign key's id, not the related object (no query)."""
+    return getattr(instance, instance._meta.get_field(name).attname)
 
 
 _trackers: dict[type, _Tracker] = {}
@@ -230,10 +236,10 @@ class Broadcast:
             if old is None:
                 return  # no stored row before (or none of the watched fields was saved)
             old = {f: old[f] for f in self.fields if f in old}
-            changed = frozenset(f for f, value in old.items() if getattr(instance, f) != value)
+            changed = frozenset(f for f, value in old.items() if _value(instance, f) != value)
             if not changed:
                 return  # only unwatched fields changed
-            change = Change(kind, {f: old.get(f, getattr(instance, f)) for f in self.fields}, changed)
+            change = Change(kind, {f: old.get(f, _value(instance, f)) for f in self.fields}, changed)
         self._send(instance, change)
 
     def _send(self, instance, change: Change) -> None:

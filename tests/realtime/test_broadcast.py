@@ -306,3 +306,25 @@ def test_without_watched_fields_every_save_sends_and_nothing_is_looked_up(make_u
         product.save()
     got = [(e["type"], e["data"]["action"]) for e in staff.events("notification")]
     assert got == [("user:activity", "product_created"), ("user:activity", "product_updated")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watched_foreign_key_is_compared_by_id_without_loading_it(ada, make_user, django_assert_num_queries):
+    bob = make_user("bob")
+    ret = Return.objects.create(customer=ada, reason="Too small")
+    seen = []
+    broadcast = Broadcast(Return, event="returns:moved", on=["update"], fields=["customer"],
+                          payload=lambda r, change: seen.append(dict(change.old)) or {},
+                          rooms=["returns:customer:{customer_id}"])
+    try:
+        listener = Listener(f"returns:customer:{bob.pk}")
+        ret = Return.objects.get(pk=ret.pk)
+        ret.reason = "Too big"
+        with django_assert_num_queries(2):  # SELECT of the old values, UPDATE: the customer is not loaded
+            ret.save()
+        ret.customer_id = bob.pk
+        ret.save(update_fields=["customer_id"])
+    finally:
+        broadcast.disconnect()
+    assert seen == [{"customer": ada.pk}]
+    assert [e["event"] for e in listener.events()] == ["returns:moved"]
