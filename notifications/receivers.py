@@ -1,10 +1,8 @@
-"""Auth signals, product saves and notification signals -> one ``notification`` publish each."""
+"""Auth signals and notification signals -> one ``notification`` publish each (product saves: ``apps.py``)."""
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from inventory.models import Product
 from realtime import publish
 
 from . import events, services, signals
@@ -34,14 +32,6 @@ def login_failed(sender, credentials, request=None, **kwargs) -> None:
     ip = request.META.get("REMOTE_ADDR") if request is not None else None
     user_id = User._default_manager.filter(**{User.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
     services.record_failed_login(username, ip, user_id=user_id)
-
-
-@receiver(post_save, sender=Product, dispatch_uid="notifications.product_saved")
-def product_saved(sender, instance, created=False, raw=False, **kwargs) -> None:
-    if raw:
-        return
-    publish(events.NOTIFICATION, events.product_payload(instance, created), events.activity_rooms(),
-            type=events.USER_ACTIVITY)
 
 
 @receiver(signals.announcement_sent, dispatch_uid="notifications.announcement")

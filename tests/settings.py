@@ -17,3 +17,4 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REALTIME = {"ALLOWED_ORIGINS": ["https://shop.example.com"]}
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.broadcast_app"]  # the Broadcast worked example (docs/extending.md)

@@ -52,6 +52,11 @@ def _publisher(skip: tuple[str, ...]) -> str | None:
     test) is None.
     """
     app_packages = _project_packages()
+    from realtime.broadcast import declared_in
+
+    declared = declared_in.get()  # a Broadcast publishes for the app that declared it, whoever saved
+    if declared is not None:
+        return declared if _in_project_app(declared) else None
     frame = sys._getframe(2)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
@@ -62,6 +67,14 @@ def _publisher(skip: tuple[str, ...]) -> str | None:
             return module
         frame = frame.f_back
     return None
+
+
+def _in_project_app(module: str) -> bool:
+    """``module`` belongs to an installed app that is no library (an installed test app counts)."""
+    from django.apps import apps
+
+    return any(module == c.name or module.startswith(c.name + ".") for c in apps.get_app_configs()
+               if c.name.split(".")[0] in _project_packages())
 
 
 @functools.cache

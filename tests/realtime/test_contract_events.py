@@ -16,6 +16,7 @@ from shopify_sync import signals as shopify_signals
 from shopify_sync.models import WebhookDelivery
 from shopify_sync.progress import sync_job
 from shopify_sync.webhooks import summarize
+from tests.broadcast_app.models import Return
 from tests.domain import make_item, make_level, subscribe
 
 
@@ -51,6 +52,9 @@ def every_domain_event(user) -> None:
     notifications.announce("New collection", kind="event")
     notifications.security_alert("failed_logins", "5 failed logins", username="ada", user_id=user.pk,
                                  details={"failures": 5})
+    ret = Return.objects.create(customer=user, reason="Too small")  # returns:changed (realtime.Broadcast)
+    ret.status = Return.Status.APPROVED
+    ret.save()  # returns:statusChanged
 
 
 @pytest.mark.django_db

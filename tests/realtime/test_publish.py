@@ -113,4 +113,4 @@ def test_publish_with_redis_down_neither_raises_nor_hangs(settings, caplog):
 
 
 def test_public_api_is_pinned():
-    assert sorted(realtime.__all__) == ["Event", "apublish", "publish"]
+    assert sorted(realtime.__all__) == ["Broadcast", "Change", "Event", "apublish", "publish"]
