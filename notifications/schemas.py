@@ -1,9 +1,10 @@
 """The contract of ``notification`` (one data schema per type) and ``subscribe:staff`` (docs/events.md,
 Notifications; docs/contract.md)."""
 from realtime.contract import describe_topic, register_event
-from realtime.contract.schema import ANY, DATETIME, ID, mapping, nullable, obj, string
+from realtime.contract.schema import ANY, DATETIME, ID, array, boolean, integer, mapping, nullable, obj, string
 
 from . import events
+from .inbox import NOTIFICATIONS_READ
 from .models import Announcement
 from .rooms import STAFF
 
@@ -27,3 +28,8 @@ register_event(events.NOTIFICATION, obj({
     description="A security alert, e.g. every 5th failed login for one username within 10 minutes.")
 
 describe_topic(STAFF, data=None, rooms=[STAFF], description="User activity and security alerts (staff only).")
+
+register_event(NOTIFICATIONS_READ, obj({
+    "ids": nullable(array(ID)), "all": boolean(), "unreadCount": integer(minimum=0),
+}), rooms=["user:{userId}"], description="Notifications were marked read (on any device of the user): "
+   "ids, or all=true for every one; unreadCount is what remains (docs/notifications.md).")

@@ -7,7 +7,7 @@ import pytest
 
 from inventory import services as inventory
 from inventory.models import Product
-from notifications import services as notifications
+from notifications import inbox as notifications_inbox, services as notifications
 from orders import events as order_events, services as orders
 from orders.models import Customer
 from realtime.contract import asyncapi
@@ -51,6 +51,7 @@ def every_domain_event(user) -> None:
     notifications.announce("New collection", kind="event")
     notifications.security_alert("failed_logins", "5 failed logins", username="ada", user_id=user.pk,
                                  details={"failures": 5})
+    notifications_inbox.mark_all_read(user)  # notifications:read
 
 
 @pytest.mark.django_db
