@@ -76,7 +76,8 @@ class NotificationAdmin(admin.ModelAdmin):
 @admin.register(PushSubscription)
 class PushSubscriptionAdmin(admin.ModelAdmin):
     list_display = ["created_at", "user", "endpoint"]
-    search_fields = ["user__username"]
+    list_filter = ["created_at"]
+    search_fields = ["user__username", "endpoint"]
     readonly_fields = ["user", "endpoint", "p256dh", "auth", "created_at"]
 
     def has_add_permission(self, request):
@@ -88,6 +89,8 @@ class PushDeliveryAdmin(admin.ModelAdmin):
     """Push messages waiting for the worker, with the last error of those being retried."""
 
     list_display = ["due_at", "subscription", "notification", "attempts", "last_error"]
+    list_filter = ["attempts"]
+    search_fields = ["subscription__user__username", "last_error"]
     readonly_fields = ["subscription", "notification", "attempts", "due_at", "last_error"]
 
     def has_add_permission(self, request):
