@@ -177,7 +177,7 @@ def deliver_due() -> int:
                 logger.info("Push subscription %s gone (%s): deleted", delivery.subscription_id, status)
                 PushSubscription.objects.filter(pk=delivery.subscription_id).delete()
                 continue
-            _retry(delivery, f"HTTP {status}" if status else type(e).__name__)
+            _retry(delivery, f"HTTP {status}" if status else type(e).__name__, _retry_after(e.response))
         except requests.RequestException as e:
             _retry(delivery, type(e).__name__)
         else:
@@ -185,14 +185,20 @@ def deliver_due() -> int:
     return len(due)
 
 
-def _retry(delivery: PushDelivery, error: str) -> None:
+def _retry_after(response) -> float:
+    """Seconds from a 429/503's ``Retry-After`` (RFC 8030 section 8.4), 0 when absent or a date."""
+    value = getattr(response, "headers", {}).get("Retry-After", "") if response is not None else ""
+    return min(float(value), 6 * 3600.0) if value.strip().isdigit() else 0.0
+
+
+def _retry(delivery: PushDelivery, error: str, after: float = 0.0) -> None:
     delivery.attempts += 1
     if delivery.attempts >= getattr(settings, "WEBPUSH_MAX_ATTEMPTS", 8):
         logger.warning("Push to subscription %s dropped after %s attempts (%s)",
                        delivery.subscription_id, delivery.attempts, error)
         delivery.delete()
         return
-    delivery.due_at = timezone.now() + _backoff(delivery.attempts)
+    delivery.due_at = timezone.now() + max(_backoff(delivery.attempts), timedelta(seconds=after))
     delivery.last_error = error[:200]
     delivery.save(update_fields=["attempts", "due_at", "last_error"])
 

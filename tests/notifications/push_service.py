@@ -57,6 +57,7 @@ class PushService:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.status: dict[str, int] = {}
+        self.retry_after: dict[str, str] = {}
         self.problems: list[str] = []
         self.arrived = threading.Condition()
         service = self
@@ -75,7 +76,10 @@ class PushService:
                 with service.arrived:
                     service.received.append(got)
                     service.arrived.notify_all()
-                self.send_response(service.status.get(self.path.rsplit("/", 1)[-1], 201))
+                name = self.path.rsplit("/", 1)[-1]
+                self.send_response(service.status.get(name, 201))
+                if name in service.retry_after:
+                    self.send_header("Retry-After", service.retry_after[name])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -131,6 +131,14 @@ def test_failures_are_retried_with_backoff(vapid, push, ada, status):
     assert PushSubscription.objects.count() == 1
 
 
+def test_a_retry_after_longer_than_the_backoff_is_respected(vapid, push, ada):
+    subscribe(ada, push, "slow")
+    push.status["slow"], push.retry_after["slow"] = 429, "3600"
+    alert(ada)
+    webpush.deliver_due()
+    assert PushDelivery.objects.get().due_at > timezone.now() + timedelta(minutes=59)
+
+
 def test_an_unreachable_push_service_is_retried_and_given_up_after_max_attempts(vapid, ada, settings):
     settings.WEBPUSH_MAX_ATTEMPTS = 2
     browser = Browser()
