@@ -174,3 +174,18 @@ async def test_connected_carries_the_unread_count(ada, connect):
     assert frame["data"] == {"ids": None, "all": True, "unreadCount": 0}
     again = await connect(token_for(ada))
     assert again.connected_payload["data"]["unreadCount"] == 0
+
+
+async def test_the_unread_ones_over_the_socket(ada, bob, connect):
+    for i in range(3):
+        await db(alert)(ada, f"alert {i}")
+    await db(alert)(bob, "bob's")
+    sock = await connect(token_for(ada))
+    reply = await sock.command("notifications:unread", {"limit": 2})
+    assert reply["data"]["unreadCount"] == 3
+    assert [n["data"]["title"] for n in reply["data"]["notifications"]] == ["alert 2", "alert 1"]
+    assert reply["data"]["notifications"][0]["type"] == "security:alert"
+    for bad in ({"limit": 0}, {"limit": "5"}, {"other": 1}, [1]):
+        error = await sock.command("notifications:unread", bad)
+        assert error["error"]["code"] == "validation_error" and "data" not in error, error
+    assert (await sock.command("notifications:unread"))["data"]["unreadCount"] == 3
