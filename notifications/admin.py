@@ -2,7 +2,7 @@
 from django.contrib import admin
 
 from . import services
-from .models import Announcement, FailedLogin
+from .models import Announcement, BroadcastRead, FailedLogin, Notification, PushDelivery, PushSubscription
 
 
 @admin.register(Announcement)
@@ -38,4 +38,60 @@ class FailedLoginAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class BroadcastReadInline(admin.TabularInline):
+    model = BroadcastRead
+    extra = 0
+    can_delete = False
+    readonly_fields = ["user", "read_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """The inboxes: notifications kept per user, and broadcast ones (user empty) with who read them."""
+
+    list_display = ["created_at", "kind", "title", "user", "read_at"]
+    list_filter = ["kind", ("user", admin.EmptyFieldListFilter), "read_at"]
+    search_fields = ["user__username", "kind"]
+    readonly_fields = ["user", "kind", "data", "created_at", "read_at"]
+    inlines = [BroadcastReadInline]
+    list_select_related = ["user"]
+
+    @admin.display(description="title")
+    def title(self, obj):
+        return obj.data.get("title", "") if isinstance(obj.data, dict) else ""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "endpoint"]
+    list_filter = ["created_at"]
+    search_fields = ["user__username", "endpoint"]
+    readonly_fields = ["user", "endpoint", "p256dh", "auth", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(PushDelivery)
+class PushDeliveryAdmin(admin.ModelAdmin):
+    """Push messages waiting for the worker, with the last error of those being retried."""
+
+    list_display = ["due_at", "subscription", "notification", "attempts", "last_error"]
+    list_filter = ["attempts"]
+    search_fields = ["subscription__user__username", "last_error"]
+    readonly_fields = ["subscription", "notification", "attempts", "due_at", "last_error"]
+
+    def has_add_permission(self, request):
         return False

@@ -6,11 +6,19 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from realtime import Broadcast
+        from realtime.connected import register_connected_extra
+        from realtime.contract.schema import integer
 
-        from . import events, receivers, rooms  # noqa: F401  (receivers connect on import)
+        from . import commands, events, inbox, jobs, receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()
+        jobs.register()
+        commands.register()
         # A product created or saved is user activity for staff (schema: schemas.py, one of user:activity's).
         Broadcast("inventory.Product", event=events.NOTIFICATION, type=events.USER_ACTIVITY, on=["create", "update"],
                   payload=lambda product, change: events.product_payload(product, change.created),
                   rooms=[rooms.STAFF])
+        # The unread count in ``connected`` (docs/notifications.md, *Inbox*).
+        register_connected_extra(lambda user: {"unreadCount": inbox.unread_count(user)},
+                                 {"unreadCount": integer(minimum=0, description="Unread notifications in the inbox")},
+                                 name="notifications.unread")

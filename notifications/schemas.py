@@ -1,9 +1,11 @@
 """The contract of ``notification`` (one data schema per type) and ``subscribe:staff`` (docs/events.md,
 Notifications; docs/contract.md)."""
-from realtime.contract import describe_topic, register_event
-from realtime.contract.schema import ANY, DATETIME, ID, mapping, nullable, obj, string
+from realtime.contract import describe_command, describe_topic, register_event
+from realtime.contract.schema import ANY, DATETIME, ID, array, boolean, integer, mapping, nullable, obj, string
 
 from . import events
+from .commands import MAX_LIMIT, NOTIFICATIONS_UNREAD
+from .inbox import NOTIFICATIONS_READ
 from .models import Announcement
 from .rooms import STAFF
 
@@ -27,3 +29,15 @@ register_event(events.NOTIFICATION, obj({
     description="A security alert, e.g. every 5th failed login for one username within 10 minutes.")
 
 describe_topic(STAFF, data=None, rooms=[STAFF], description="User activity and security alerts (staff only).")
+
+register_event(NOTIFICATIONS_READ, obj({
+    "ids": nullable(array(ID)), "all": boolean(), "unreadCount": integer(minimum=0),
+}), rooms=["user:{userId}"], description="Notifications were marked read (on any device of the user): "
+   "ids, or all=true for every one; unreadCount is what remains (docs/notifications.md).")
+
+describe_command(NOTIFICATIONS_UNREAD, data=obj(optional={"limit": integer(minimum=1, maximum=MAX_LIMIT)}),
+                 result=obj({"unreadCount": integer(minimum=0), "notifications": array(obj({
+                     "id": ID, "type": string(), "data": mapping(values=ANY), "broadcast": boolean(),
+                     "createdAt": DATETIME}))}),
+                 description="The newest unread notifications of the inbox (default 20, at most 100), "
+                             "and the unread count (docs/notifications.md).")

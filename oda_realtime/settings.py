@@ -285,3 +285,12 @@ LOGGING = {
         "channels_redis.pubsub": {"filters": ["throttle"]},
     },
 }
+
+# Notifications inbox and Web Push (docs/notifications.md). Keys: ``manage.py webpush_keys``.
+NOTIFICATIONS_RETENTION_DAYS = int(os.environ.get("NOTIFICATIONS_RETENTION_DAYS", "30"))
+WEBPUSH_VAPID_PRIVATE_KEY = os.environ.get("WEBPUSH_VAPID_PRIVATE_KEY", "")  # empty: push messages wait
+WEBPUSH_VAPID_PUBLIC_KEY = os.environ.get("WEBPUSH_VAPID_PUBLIC_KEY", "")
+WEBPUSH_VAPID_SUBJECT = os.environ.get("WEBPUSH_VAPID_SUBJECT", "mailto:ops@example.com")
+WEBPUSH_MAX_ATTEMPTS = int(os.environ.get("WEBPUSH_MAX_ATTEMPTS", "8"))
+WEBPUSH_RETRY_BASE_SECONDS = float(os.environ.get("WEBPUSH_RETRY_BASE_SECONDS", "30"))
+WEBPUSH_ALLOW_HTTP_ENDPOINTS = False  # https only; the tests' local push service is plain http

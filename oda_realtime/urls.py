@@ -7,5 +7,6 @@ urlpatterns = [
     path("api/auth/", include("realtime.accounts.urls")),
     path("api/realtime/", include("realtime.contract.urls")),  # the event contract, staff only (docs/contract.md)
     path("shopify/", include("shopify_sync.urls")),
+    path("api/notifications/", include("notifications.urls")),  # inbox and Web Push (docs/notifications.md)
     path("", include("realtime.ops.urls")),  # /metrics, /healthz, /readyz
 ]

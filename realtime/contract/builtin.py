@@ -3,6 +3,7 @@
 
 Imported by ``Catalog.discover`` before the apps' ``schemas`` modules.
 """
+from realtime.connected import connected_fields
 from realtime.events import CONNECTED, ERROR, SUBSCRIBED, UNSUBSCRIBED
 from realtime.permissions import FORBIDDEN, TOO_MANY_ROOMS, UNKNOWN_ROOM
 
@@ -55,7 +56,8 @@ register_event(CONNECTED, obj(
     {"userId": ID, "username": string(), "permissions": array(string(), description="Relevant permissions held"),
      "connectionId": string(description="Equals socket.id on /socket.io/"),
      "rooms": ROOMS, "serverTime": number(description="Unix time, seconds")},
-    optional={"heartbeatInterval": number(description="/ws/ only: send something this often (seconds)")},
+    optional={"heartbeatInterval": number(description="/ws/ only: send something this often (seconds)"),
+              **connected_fields()},  # the apps' extra fields (realtime/connected.py)
 ), direct=True, description="The first event of an accepted socket; it is already in its own user:{userId} room.")
 register_event(SUBSCRIBED, SUBSCRIBE_RESULT, direct=True,
                description="A subscribe:<topic> without an ack succeeded.")

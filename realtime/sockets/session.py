@@ -27,6 +27,7 @@ from ..accounts.revocation import check_access, close_message
 from ..auth import authenticate, issued_at_of
 from ..commands import Caller, registry
 from ..conf import rt_settings
+from ..connected import connected_extra
 from ..db import run_sync_db
 from ..events import SUBSCRIBED, UNSUBSCRIBED, ERROR
 from ..exceptions import (
@@ -98,7 +99,7 @@ class Session:
         # Revocation and is_active checked again now that the user's room is joined: a logout or
         # deactivation that landed since the token was checked sent its close message before this
         # socket could hear it (issue #11); any later one reaches it through the room.
-        permissions, why = await run_sync_db(_permissions_and_access, self.user, self.issued_at)
+        permissions, why, extra = await run_sync_db(_permissions_and_access, self.user, self.issued_at)
         if why is not None:
             await self.connection.control(close_message(why))
             return None
@@ -111,6 +112,7 @@ class Session:
             "connectionId": self.connection_id,
             "rooms": sorted(self.rooms),
             "serverTime": time.time(),
+            **extra,  # fields apps registered (realtime/connected.py), e.g. unreadCount
         }
 
     async def close(self) -> None:
@@ -311,7 +313,7 @@ def forget_permissions(user) -> None:
 
 def _permissions_and_access(user, issued_at):
     """The ``connected`` payload's permissions, and why the socket must close (or None): one thread hop."""
-    return uncached(relevant_permissions)(user), check_access(user.pk, issued_at)
+    return uncached(relevant_permissions)(user), check_access(user.pk, issued_at), connected_extra(user)
 
 
 def _reload_user(user):

@@ -7,7 +7,7 @@ import pytest
 
 from inventory import services as inventory
 from inventory.models import Product
-from notifications import services as notifications
+from notifications import inbox as notifications_inbox, services as notifications
 from orders import events as order_events, services as orders
 from orders.models import Customer
 from realtime.contract import asyncapi
@@ -55,6 +55,7 @@ def every_domain_event(user) -> None:
     ret = Return.objects.create(customer=user, reason="Too small")  # returns:changed (realtime.Broadcast)
     ret.status = Return.Status.APPROVED
     ret.save()  # returns:statusChanged
+    notifications_inbox.mark_all_read(user)  # notifications:read
 
 
 @pytest.mark.django_db
