@@ -17,6 +17,7 @@ import re
 import zlib
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+KIND_RE = re.compile(r"^[a-z][a-zA-Z]*(?::[a-z][a-zA-Z]*)*$")  # a room kind (realtime.Broadcast checks new ones)
 GROUP_PREFIX = "rt."
 USER_GROUP_PREFIX = "rts.user."
 USER_GROUP_SHARDS = 64
