@@ -5,6 +5,7 @@ Raw sockets against a real ``manage.py serve``: these tests go through daphne's 
 parser, where the limit hooks in (realtime/server/serving.py ``BodyLimitedRequest``), so a daphne or
 Twisted upgrade that stops calling those hooks fails them.
 """
+from datetime import datetime, timezone
 import json
 import os
 from pathlib import Path
@@ -146,11 +147,13 @@ def test_a_chunked_body_is_cut_off_at_the_limit(server):
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_webhook_under_the_limit_still_works(server, chunked):
-    payload = json.dumps({"id": 1, "title": "Linen Shirt", "body_html": "x" * 200_000}).encode()
+    payload = json.dumps({"id": 1, "title": "Linen Shirt", "variants": [], "updated_at": "2026-01-01T00:00:00Z",
+                          "body_html": "x" * 200_000}).encode()
     event = f"evt-body-limit-{int(chunked)}-{time.monotonic_ns()}"
     lines = headers(WEBHOOK, server.port, f"X-Shopify-Hmac-Sha256: {sign(payload, SECRET)}",
                     "X-Shopify-Topic: products/update", "X-Shopify-Shop-Domain: oda.myshopify.com",
                     "X-Shopify-API-Version: 2025-01",
+                    "X-Shopify-Triggered-At: " + datetime.now(timezone.utc).isoformat(),
                     f"X-Shopify-Event-Id: {event}", f"X-Shopify-Webhook-Id: {event}", "Connection: close")
     if chunked:
         sock = open_request(server, [*lines, "Transfer-Encoding: chunked"])

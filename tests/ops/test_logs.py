@@ -3,6 +3,7 @@ a failed login, both socket protocols, logout, a webhook, the drain): every line
 JSON, HTTP lines carry a request id, socket lines the connection id, user id and client address,
 and no token, password or secret appears anywhere."""
 import asyncio
+from datetime import datetime, timezone
 import json
 import re
 import signal
@@ -84,11 +85,12 @@ async def test_a_full_run_logs_only_json_with_ids_and_never_a_secret(redis_url, 
         await client.next("upgrade")
         await client.close()
 
-        webhook = json.dumps({"id": 1, "title": "Shirt"}).encode()
+        webhook = json.dumps({"id": 1, "title": "Shirt", "variants": [], "updated_at": "2026-01-01T00:00:00Z"}).encode()
         status, _, _ = await asyncio.to_thread(http, server.url + "/shopify/webhooks/", webhook, {
             "Content-Type": "application/json", "X-Shopify-Topic": "products/update",
             "X-Shopify-Hmac-Sha256": sign(webhook, WEBHOOK_SECRET), "X-Shopify-Event-Id": "evt-logscan",
-            "X-Shopify-Webhook-Id": "wh-logscan", "X-Shopify-Shop-Domain": "oda.myshopify.com"})
+            "X-Shopify-Webhook-Id": "wh-logscan", "X-Shopify-Shop-Domain": "oda.myshopify.com",
+            "X-Shopify-Triggered-At": datetime.now(timezone.utc).isoformat()})
         assert status == 200
         status, _, _ = await asyncio.to_thread(http, server.url + "/api/auth/logout/", {"refresh": refresh},
                                                {"Authorization": f"Bearer {access}"})
