@@ -10,7 +10,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-import worker
+from realtime import worker
 
 
 class Command(BaseCommand):

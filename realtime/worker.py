@@ -21,7 +21,7 @@ from django.db import close_old_connections, connection
 
 __all__ = ["Job", "register", "registered", "run", "run_once"]
 
-logger = logging.getLogger("worker")
+logger = logging.getLogger("realtime.worker")
 
 
 @dataclass
