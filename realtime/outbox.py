@@ -15,16 +15,18 @@ import threading
 import time
 
 from asgiref.sync import async_to_sync
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import Count, F, Min
 
 from . import metrics
 from .conf import rt_settings
 from .events import Event
 
-__all__ = ["prune", "relay_once", "send_after_commit", "send_now", "store"]
+__all__ = ["measure", "prune", "relay_once", "send_after_commit", "send_now", "store"]
 
 logger = logging.getLogger("realtime.outbox")
+publish_logger = logging.getLogger("realtime.publish")
 
 COMMIT_ORDER_KEY = 0x6F64615F6F627831  # the commit-order lock of migration 0002_outbox
 RELAY_KEY = 0x6F64615F6F627832  # one sender at a time across processes (PostgreSQL)
@@ -50,25 +52,44 @@ def store(event: Event, using: str | None = None) -> bool:
     return True
 
 
-def send_now(using: str | None = None) -> None:
-    """The fast path, right after commit: relay what is pending, if no other sender is at it."""
+def send_now(using: str | None = None, events: list[Event] = ()) -> None:
+    """The fast path, right after commit: relay what is pending, if no other sender is at it.
+
+    Each of ``events`` (this transaction's) not sent now is logged and counted as a publish
+    failure, as before the outbox; its row stays for the relay."""
     if not rt_settings.OUTBOX_SEND_ON_COMMIT:
         return
     try:
-        relay_once(using, fast=True)
-    except Exception:  # noqa: BLE001  the relay publishes it later
-        logger.exception("Relaying the outbox after commit failed")
+        sent, reason = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
+    except Exception as e:  # noqa: BLE001  the relay publishes it later
+        sent, reason = set(), type(e).__name__
+        logger.warning("Relaying the outbox after commit failed (%s)", reason)
+    for event in events:
+        if event.id not in sent and reason:
+            metrics.PUBLISH_FAILURES.labels(event.name).inc()
+            publish_logger.error("Publishing %s failed: %s; the outbox relay sends it later", event.name, reason)
 
 
-_after_commit: dict[str, partial] = {}
+class _AfterCommit:
+    """The one fast-path callback of a transaction, with the events it published."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.events: list[Event] = []
+
+    def __call__(self) -> None:
+        send_now(self.alias, self.events)
 
 
-def send_after_commit(using: str | None = None) -> None:
+def send_after_commit(event: Event, using: str | None = None) -> None:
     """Run the fast path once after the current transaction commits (one callback per transaction)."""
     alias = using or DEFAULT_DB_ALIAS
-    callback = _after_commit.setdefault(alias, partial(send_now, alias))
-    if any(entry[1] is callback for entry in connections[alias].run_on_commit):
-        return
+    for entry in connections[alias].run_on_commit:
+        if isinstance(entry[1], _AfterCommit):
+            entry[1].events.append(event)
+            return
+    callback = _AfterCommit(alias)
+    callback.events.append(event)
     transaction.on_commit(callback, using=alias, robust=True)
 
 
@@ -98,23 +119,27 @@ class _Lock:
             _local_lock.release()
 
 
-def relay_once(using: str | None = None, *, limit: int | None = None, fast: bool = False) -> int:
+def relay_once(using: str | None = None, *, limit: int | None = None) -> int:
     """Publish committed, unpublished rows in commit order; returns how many were published.
 
     Stops at the first row the channel layer refuses (so order per room holds) and waits for the
     layer to answer again for ``OUTBOX_RESUME_DELAY`` before the next try. Also the test helper:
     call it to relay synchronously.
     """
+    return len(_relay(using or DEFAULT_DB_ALIAS, limit, fast=False)[0])
+
+
+def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[set[str], str]:
+    """One pass: (ids of the events sent, why the pass stopped short: "" if it did not)."""
     from .models import OutboxEvent
 
-    alias = using or DEFAULT_DB_ALIAS
     if not _layer_ready(fast):
-        return 0
+        return set(), "channel layer unavailable"
     rows = []
     sent: list[int] = []
     with _Lock(alias) as got:
         if not got:
-            return 0
+            return set(), ""  # another sender is at it
         rows = list(
             OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
@@ -128,10 +153,12 @@ def relay_once(using: str | None = None, *, limit: int | None = None, fast: bool
             created = {row[0]: row[5] for row in rows}
             for ident in sent:
                 metrics.OUTBOX_LAG.observe(max(0.0, (now - created[ident]).total_seconds()))
+    event_ids = {row[2] for row in rows[: len(sent)]}
     if len(sent) < len(rows):
         _health["down_since"] = _health["down_since"] or time.monotonic()
         _health["up_since"] = None
-    return len(sent)
+        return event_ids, "channel layer failed"
+    return event_ids, ""
 
 
 async def _send_in_order(rows) -> list[int]:
@@ -178,12 +205,37 @@ async def _probe() -> bool:
 
 
 def relay_job() -> int:
-    """The worker job ``realtime.outbox``: one relay pass, and the metrics at most once a second."""
-    done = relay_once()
-    if time.monotonic() - _measured[0] >= 1.0:
-        _measured[0] = time.monotonic()
-        measure()
+    """The worker job ``realtime.outbox``: one relay pass, and the metrics at most once a second.
+
+    A database error (down, restarting, hung past its timeout) is logged once, by type only (its
+    text may quote values), and the pass retried at the next turn."""
+    try:
+        done = relay_once()
+        if time.monotonic() - _measured[0] >= 1.0:
+            _measured[0] = time.monotonic()
+            measure()
+    except DatabaseError as e:
+        if not _db_failing[0]:
+            logger.warning("Outbox relay: database error (%s); retrying", type(e).__name__)
+        _db_failing[0] = True
+        connections[DEFAULT_DB_ALIAS].close()
+        return 0
+    if _db_failing[0]:
+        logger.warning("Outbox relay: the database answers again")
+        _db_failing[0] = False
     return done
+
+
+_db_failing = [False]
+
+
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    """Another channel layer (tests): forget what the old one did."""
+    if setting in ("CHANNEL_LAYERS", "REALTIME"):
+        _health.update(down_since=None, up_since=None, probed=0.0)
+
+
+setting_changed.connect(_settings_changed)
 
 
 def measure(using: str | None = None) -> dict:

@@ -82,9 +82,9 @@ def publish(event: str, data: object, rooms, *, type: str | None = None, using: 
     in_transaction = transaction.get_connection(using).in_atomic_block
     if rt_settings.OUTBOX and outbox.store(built, using):
         if in_transaction:
-            outbox.send_after_commit(using)
+            outbox.send_after_commit(built, using)
         else:
-            outbox.send_now(using)
+            outbox.send_now(using, [built])
         return built
     if in_transaction:
         transaction.on_commit(partial(_send_sync, built), using=using, robust=True)

@@ -123,6 +123,8 @@ def test_one_sender_at_a_time(relay_only):
         cursor.execute("SELECT pg_advisory_lock(%s)", [outbox.RELAY_KEY])
     try:
         assert outbox.relay_once() == 0  # another relay holds the lock
+        with other.cursor() as cursor:  # (a closed connection's locks go when its backend exits: later)
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [outbox.RELAY_KEY])
     finally:
         other.close()
     assert outbox.relay_once() == 1
