@@ -36,4 +36,4 @@ class RealtimeConfig(AppConfig):
                         waker=outbox.waker)
         worker.register("realtime.outbox.prune", outbox.prune, every=3600.0)
         if rt_settings.OUTBOX and rt_settings.OUTBOX_RELAY_IN_SERVER and serving():
-            worker.start(["realtime.outbox"])
+            worker.start(["realtime.outbox", "realtime.outbox.prune"])
