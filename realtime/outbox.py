@@ -289,4 +289,11 @@ def waker(using: str | None = None):
             state["conn"] = None
             time.sleep(timeout)
 
+    def close() -> None:
+        wrapper = state.pop("wrapper", None)
+        state["conn"] = None
+        if wrapper is not None:
+            wrapper.close()
+
+    wait.close = close
     return wait

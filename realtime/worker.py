@@ -102,6 +102,7 @@ def _run_alone(job: Job, stop: threading.Event) -> None:
             done = 0
         if not done:
             wait(job.every)
+    getattr(wait, "close", lambda: None)()
     connection.close()
 
 

@@ -158,3 +158,20 @@ def test_the_worker_registers_the_relay_and_pruning():
     from realtime import worker
 
     assert {"realtime.outbox", "realtime.outbox.prune"} <= set(worker.registered())
+
+
+def test_the_relay_is_woken_by_the_commit_on_postgresql(relay_only):
+    """The commit trigger NOTIFYs: a relay waiting up to 60 s wakes when a row commits."""
+    wait = outbox.waker()
+    wait(0)  # connects and LISTENs
+    woke = threading.Event()
+    waiting = threading.Thread(target=lambda: (wait(60), woke.set()), daemon=True)
+    waiting.start()
+    try:
+        with transaction.atomic():
+            publish("inventory:updated", {}, ["inventory:all"])
+            assert not woke.wait(0.5)  # not before the commit
+        assert woke.wait(10)
+    finally:
+        waiting.join(60)
+        wait.close()
