@@ -135,7 +135,8 @@ def main() -> None:
         stop.set()
         thread.join(5)
 
-    print(f"publish latency, commit -> client (PostgreSQL, Redis, manage.py serve; n={args.events * args.rounds} each)")
+    n = args.events * args.rounds
+    print(f"publish latency, commit -> client (PostgreSQL, Redis, manage.py serve; n={n} each)")
     p50_direct, p99_direct = quantiles(latencies["direct"])
     for name, values in latencies.items():
         p50, p99 = quantiles(values)

@@ -34,6 +34,6 @@ class RealtimeConfig(AppConfig):
 
         worker.register("realtime.outbox", outbox.relay_job, every=rt_settings.OUTBOX_POLL_INTERVAL,
                         waker=outbox.waker)
-        worker.register("realtime.outbox.prune", outbox.prune, every=3600.0)
+        worker.register("realtime.outbox.prune", outbox.prune_job, every=3600.0)
         if rt_settings.OUTBOX and rt_settings.OUTBOX_RELAY_IN_SERVER and serving():
             worker.start(["realtime.outbox", "realtime.outbox.prune"])

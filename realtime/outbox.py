@@ -143,7 +143,8 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[set[str], str]
         rows = list(
             OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
-            .values_list("id", "event", "event_id", "rooms", "envelope", "created_at")[: limit or rt_settings.OUTBOX_BATCH]
+            .values_list("id", "event", "event_id", "rooms", "envelope", "created_at")
+            [: limit or rt_settings.OUTBOX_BATCH]
         )
         if rows:
             sent = async_to_sync(_send_in_order)(rows)
@@ -180,7 +181,9 @@ def _layer_ready(fast: bool) -> bool:
     if fast and now - _health["probed"] < 1.0:
         return False  # a request does not pay for a probe more than once a second
     _health["probed"] = now
-    if not async_to_sync(_probe)():
+    from .publish import _layer_answers
+
+    if not async_to_sync(_layer_answers)():
         _health["up_since"] = None
         return False
     _health["up_since"] = _health["up_since"] or now
@@ -188,19 +191,6 @@ def _layer_ready(fast: bool) -> bool:
         return False
     logger.warning("Channel layer answers again: relaying the outbox backlog")
     _health["down_since"] = _health["up_since"] = None
-    return True
-
-
-async def _probe() -> bool:
-    import asyncio
-
-    from channels.layers import get_channel_layer
-
-    try:
-        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
-            await get_channel_layer().group_send("realtime-outbox-probe", {"type": "realtime.probe"})
-    except Exception:  # noqa: BLE001  still down
-        return False
     return True
 
 
@@ -257,6 +247,16 @@ def prune(using: str | None = None) -> int:
     cutoff = datetime.now(UTC) - timedelta(seconds=rt_settings.OUTBOX_RETENTION)
     deleted, _ = OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).filter(published_at__lt=cutoff).delete()
     return deleted
+
+
+def prune_job() -> int:
+    """The worker job ``realtime.outbox.prune``; a database error is logged by type and retried next turn."""
+    try:
+        return prune()
+    except DatabaseError as e:
+        logger.warning("Outbox pruning: database error (%s); retrying later", type(e).__name__)
+        connections[DEFAULT_DB_ALIAS].close()
+        return 0
 
 
 def waker(using: str | None = None):

@@ -72,6 +72,16 @@ async def _send(event: Event) -> bool:
     return await _send_to_rooms(event.to_layer(), event.rooms, event.name)
 
 
+async def _layer_answers() -> bool:
+    """Does the channel layer take a message now? (The outbox relay's probe after a failure.)"""
+    try:
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            await get_channel_layer().group_send("realtime-outbox-probe", {"type": "realtime.probe"})
+    except Exception:  # noqa: BLE001  still down
+        return False
+    return True
+
+
 def _send_sync(event: Event) -> None:
     async_to_sync(_send)(event)
 

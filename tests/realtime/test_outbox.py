@@ -65,7 +65,8 @@ async def test_a_transaction_that_commits_late_is_relayed_after_the_one_that_com
     await database_sync_to_async(thread.join, thread_sensitive=False)(10)
     assert await relay() == 1
     assert (await sock.receive_event("inventory:updated"))["data"] == {"tx": "T1"}
-    rows = await database_sync_to_async(lambda: {r.envelope.split('"tx":"')[1][:2]: r for r in OutboxEvent.objects.all()})()
+    rows = await database_sync_to_async(
+        lambda: {r.envelope.split('"tx":"')[1][:2]: r for r in OutboxEvent.objects.all()})()
     assert rows["T1"].id < rows["T2"].id  # the late-commit case: id order is not commit order
     assert rows["T2"].seq < rows["T1"].seq  # the commit-order number is
     assert rows["T1"].published_at and rows["T2"].published_at
