@@ -1,4 +1,19 @@
+import os
+import sys
+
 from django.apps import AppConfig
+
+SERVERS = {"daphne", "uvicorn", "gunicorn", "hypercorn"}
+
+
+def serving() -> bool:
+    """Is this process an ASGI server (``manage.py serve``, daphne, uvicorn...)? It then runs the
+    outbox relay in a thread of its own (docs/design.md#outbox)."""
+    argv = sys.argv or [""]
+    prog = os.path.basename(argv[0])
+    if prog == "__main__.py":  # python -m daphne / uvicorn
+        prog = os.path.basename(os.path.dirname(argv[0]))
+    return prog in SERVERS or (prog == "manage.py" and argv[1:2] == ["serve"])
 
 
 class RealtimeConfig(AppConfig):
@@ -15,3 +30,11 @@ class RealtimeConfig(AppConfig):
         register_builtin_topics()
         receivers.connect()
         audit.connect()
+        from . import outbox, worker
+        from .conf import rt_settings
+
+        worker.register("realtime.outbox", outbox.relay_job, every=rt_settings.OUTBOX_POLL_INTERVAL,
+                        waker=outbox.waker)
+        worker.register("realtime.outbox.prune", outbox.prune_job, every=3600.0)
+        if rt_settings.OUTBOX and rt_settings.OUTBOX_RELAY_IN_SERVER and serving():
+            worker.start(["realtime.outbox", "realtime.outbox.prune"])

@@ -28,6 +28,22 @@ DEFAULTS: dict[str, Any] = {
     # many events; a position older than either answers "not recoverable".
     "HISTORY_WINDOW": 600.0,
     "HISTORY_MAX_EVENTS": 100_000,
+    # Transactional outbox (docs/design.md#outbox): publish() writes events to the outbox table
+    # in the caller's transaction; a relay publishes committed rows in commit order.
+    "OUTBOX": True,
+    # The committing process publishes its rows right after commit (the relay is the safety net).
+    "OUTBOX_SEND_ON_COMMIT": True,
+    # Server processes (manage.py serve, daphne, uvicorn) run the relay in a thread of their own.
+    "OUTBOX_RELAY_IN_SERVER": True,
+    # Seconds between relay polls (SQLite; on PostgreSQL NOTIFY wakes it, this is the safety net).
+    "OUTBOX_POLL_INTERVAL": 1.0,
+    # Rows sent per relay pass.
+    "OUTBOX_BATCH": 200,
+    # After the channel layer failed: seconds it must answer again before the backlog is sent,
+    # so hubs (which retry their subscription with backoff up to 5 s) are listening again.
+    "OUTBOX_RESUME_DELAY": 6.0,
+    # Published rows are deleted after this many seconds.
+    "OUTBOX_RETENTION": 86400.0,
     # Heartbeat for both protocols, seconds.
     "PING_INTERVAL": 25.0,
     "PING_TIMEOUT": 20.0,

@@ -29,6 +29,14 @@ COMMANDS = Counter("oda_realtime_commands_total", "Client commands by name and o
 RATE_LIMITED = Counter("oda_realtime_rate_limited_total", "Client messages refused by the rate limit", ["protocol"])
 ERRORS = Counter("oda_realtime_errors_total", "Errors by kind", ["kind"])
 LAYER_UP = Gauge("oda_realtime_channel_layer_up", "1 if this process's hub can receive from the channel layer")
+# The transactional outbox (realtime/outbox.py, docs/design.md#outbox), measured by the relay.
+OUTBOX_BACKLOG = Gauge("oda_realtime_outbox_backlog", "Committed outbox rows not yet published")
+OUTBOX_OLDEST_AGE = Gauge("oda_realtime_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
+OUTBOX_LAG = Histogram(
+    "oda_realtime_outbox_relay_lag_seconds",
+    "From an event's creation (in its transaction) to its publication from the outbox",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 class FastCounter:

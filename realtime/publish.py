@@ -1,8 +1,13 @@
 """``publish()``: the one way any code sends an event to rooms.
 
-Inside a database transaction the event is sent only after commit
-(``transaction.on_commit(..., robust=True)``); a rolled-back transaction sends
-nothing. Outside one it is sent at once. The event is encoded once, here.
+The event is encoded once, here, and written to the transactional outbox
+(realtime/outbox.py, docs/design.md#outbox) in the caller's transaction: inside
+``atomic`` with the change that caused it, outside one in a transaction of its own.
+It is sent after commit (by the committing process at once, else by the relay); a
+rolled-back transaction sends nothing. Without the outbox (``OUTBOX`` off, or the
+database unusable here) it is sent after commit through ``on_commit``, or at once
+outside a transaction. ``apublish`` (async code, not tied to a database change)
+sends at once.
 A channel-layer failure (Redis down or hung) never reaches the caller: the send
 is bounded by ``PUBLISH_TIMEOUT``, logged loudly and counted, and the database
 write that caused it stands.
@@ -19,7 +24,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from . import metrics
+from . import metrics, outbox
 from .conf import rt_settings
 from .events import LAYER_CONTROL, Event
 from .rooms import group_for
@@ -62,6 +67,16 @@ async def _send(event: Event) -> bool:
     return await _send_to_rooms(event.to_layer(), event.rooms, event.name)
 
 
+async def _layer_answers() -> bool:
+    """Does the channel layer take a message now? (The outbox relay's probe after a failure.)"""
+    try:
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            await get_channel_layer().group_send("realtime-outbox-probe", {"type": "realtime.probe"})
+    except Exception:  # noqa: BLE001  still down
+        return False
+    return True
+
+
 def _send_sync(event: Event) -> None:
     async_to_sync(_send)(event)
 
@@ -69,7 +84,14 @@ def _send_sync(event: Event) -> None:
 def publish(event: str, data: object, rooms, *, type: str | None = None, using: str | None = None) -> Event:
     """Send ``event`` with ``data`` to ``rooms``; after commit if inside a transaction."""
     built = _build(event, data, rooms, type)
-    if transaction.get_connection(using).in_atomic_block:
+    in_transaction = transaction.get_connection(using).in_atomic_block
+    if rt_settings.OUTBOX and outbox.store(built, using):
+        if in_transaction:
+            outbox.send_after_commit(built, using)
+        else:
+            outbox.send_now(using, [built])
+        return built
+    if in_transaction:
         transaction.on_commit(partial(_send_sync, built), using=using, robust=True)
     else:
         _send_sync(built)

@@ -1,9 +1,9 @@
-"""The background worker's registry and loop (worker/__init__.py)."""
+"""The background worker's registry and loop (realtime/worker.py)."""
 import threading
 
 import pytest
 
-import worker
+from realtime import worker
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """``manage.py realtime_worker [--once] [--job NAME ...]``: the one background worker.
 
 Runs the periodic jobs the apps registered with ``worker.register`` (docs/shopify.md, *Worker*):
-today ``shopify.webhooks`` (apply stored deliveries, retry with backoff) and
+``realtime.outbox`` (the outbox relay, in a thread of its own woken by NOTIFY on PostgreSQL) and
+``realtime.outbox.prune`` (docs/design.md#outbox), ``shopify.webhooks`` (apply stored deliveries, retry with backoff) and
 ``shopify.prune`` (payload retention). Stops cleanly on SIGINT or SIGTERM. Run one per
 deployment (several are safe: deliveries are claimed with SKIP LOCKED, but one is enough).
 """
@@ -10,11 +11,11 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-import worker
+from realtime import worker
 
 
 class Command(BaseCommand):
-    help = "Run the background worker (Shopify webhooks applied and retried, payload retention)."
+    help = "Run the background worker (outbox relay and pruning, Shopify webhooks applied and retried, payload retention)."
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run every due job once, then exit.")

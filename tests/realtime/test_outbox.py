@@ -1,0 +1,178 @@
+"""The transactional outbox on PostgreSQL: rows in the caller's transaction, relayed in commit order
+with their stored id (realtime/outbox.py, docs/design.md#outbox)."""
+from datetime import UTC, datetime, timedelta
+import threading
+
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+from django.db import connection, connections, transaction
+import pytest
+
+from realtime import outbox
+from realtime.models import OutboxEvent
+from realtime.publish import publish
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture
+def relay_only(settings):
+    """No fast path: only the relay publishes (as after a crash of the committing process)."""
+    settings.REALTIME = {**settings.REALTIME, "OUTBOX_SEND_ON_COMMIT": False, "OUTBOX_RESUME_DELAY": 0.0}
+    outbox._health.update(down_since=None, up_since=None, probed=0.0)
+    yield
+    outbox._health.update(down_since=None, up_since=None, probed=0.0)
+
+
+async def subscriber(make_user, token, connect):
+    user = await database_sync_to_async(make_user)(perms=["inventory.view_inventorylevel"])
+    sock = await connect(token(user))
+    await sock.command("subscribe:inventory", {})
+    return sock
+
+
+relay = database_sync_to_async(outbox.relay_once)
+
+
+async def test_a_transaction_that_commits_late_is_relayed_after_the_one_that_committed_first(
+        relay_only, make_user, token, connect):
+    """T1 writes its event first (smaller id) but commits after T2: a relay tracking the highest id
+    would skip T1's row; this one sends T2's, then T1's once it commits (commit order)."""
+    sock = await subscriber(make_user, token, connect)
+    t1_written, t1_may_commit = threading.Event(), threading.Event()
+
+    def t1():
+        try:
+            with transaction.atomic():
+                publish("inventory:updated", {"tx": "T1"}, ["inventory:all"])
+                t1_written.set()
+                assert t1_may_commit.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=t1)
+    thread.start()
+    assert await database_sync_to_async(t1_written.wait, thread_sensitive=False)(10)
+
+    def t2():
+        with transaction.atomic():
+            publish("inventory:updated", {"tx": "T2"}, ["inventory:all"])
+
+    await database_sync_to_async(t2)()
+    assert await relay() == 1  # T2 only: T1 is not committed
+    assert (await sock.receive_event("inventory:updated"))["data"] == {"tx": "T2"}
+    t1_may_commit.set()
+    await database_sync_to_async(thread.join, thread_sensitive=False)(10)
+    assert await relay() == 1
+    assert (await sock.receive_event("inventory:updated"))["data"] == {"tx": "T1"}
+    rows = await database_sync_to_async(
+        lambda: {r.envelope.split('"tx":"')[1][:2]: r for r in OutboxEvent.objects.all()})()
+    assert rows["T1"].id < rows["T2"].id  # the late-commit case: id order is not commit order
+    assert rows["T2"].seq < rows["T1"].seq  # the commit-order number is
+    assert rows["T1"].published_at and rows["T2"].published_at
+    assert await relay() == 0 and await sock.nothing(0.3)
+
+
+async def test_the_committing_process_publishes_at_once_and_marks_its_row(make_user, token, connect):
+    sock = await subscriber(make_user, token, connect)
+
+    def change():
+        with transaction.atomic():
+            publish("inventory:updated", {"n": 1}, ["inventory:all"])
+            publish("inventory:updated", {"n": 2}, ["inventory:all"])
+            assert len(connection.run_on_commit) == 1  # one fast path per transaction
+
+    await database_sync_to_async(change)()
+    assert [(await sock.receive_event("inventory:updated"))["data"]["n"] for _ in range(2)] == [1, 2]
+    assert await database_sync_to_async(OutboxEvent.objects.filter(published_at__isnull=True).count)() == 0
+    assert await relay() == 0 and await sock.nothing(0.3)
+
+
+async def test_a_rolled_back_transaction_leaves_no_row(relay_only):
+    def change():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish("inventory:updated", {}, ["inventory:all"])
+            raise RuntimeError("roll back")
+
+    await database_sync_to_async(change)()
+    assert await database_sync_to_async(OutboxEvent.objects.count)() == 0
+
+
+async def test_a_failed_send_is_retried_with_the_same_event_id(relay_only, settings, make_user, token, connect):
+    sock = await subscriber(make_user, token, connect)
+    listening = channel_layers["default"]  # the in-memory layer the in-process hub listens on
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+    }}
+    settings.REALTIME = {**settings.REALTIME, "PUBLISH_TIMEOUT": 1.0}
+    channel_layers.backends.clear()
+    event = await database_sync_to_async(publish)("inventory:updated", {"n": 7}, ["inventory:all"])
+    assert await relay() == 0  # the layer is unreachable: the row stays
+    row = await database_sync_to_async(OutboxEvent.objects.get)()
+    assert row.published_at is None and row.event_id == event.id
+    channel_layers.backends["default"] = listening  # the layer is back
+    assert await relay() == 1
+    frame = await sock.receive_event("inventory:updated")
+    assert frame["id"] == event.id and frame["data"] == {"n": 7}
+
+
+def test_one_sender_at_a_time(relay_only):
+    publish("inventory:updated", {}, ["inventory:all"])
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [outbox.RELAY_KEY])
+    try:
+        assert outbox.relay_once() == 0  # another relay holds the lock
+        with other.cursor() as cursor:  # (a closed connection's locks go when its backend exits: later)
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [outbox.RELAY_KEY])
+    finally:
+        other.close()
+    assert outbox.relay_once() == 1
+
+
+def test_backlog_metrics_and_pruning(relay_only, settings):
+    from realtime import metrics
+
+    publish("inventory:updated", {}, ["inventory:all"])
+    publish("inventory:updated", {}, ["inventory:all"])
+    OutboxEvent.objects.update(created_at=datetime.now(UTC) - timedelta(seconds=30))
+    measured = outbox.measure()
+    assert measured["backlog"] == 2 and measured["oldest_age"] >= 30
+    assert metrics.OUTBOX_BACKLOG._value.get() == 2
+    assert outbox.relay_once() == 2
+    assert outbox.measure()["backlog"] == 0
+    assert outbox.prune() == 0  # published just now: kept for OUTBOX_RETENTION
+    OutboxEvent.objects.update(published_at=datetime.now(UTC) - timedelta(seconds=settings.REALTIME.get(
+        "OUTBOX_RETENTION", 86400) + 1))
+    assert outbox.prune() == 2
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_outside_a_transaction_the_row_is_its_own_transaction_and_sent_at_once():
+    publish("inventory:updated", {}, ["inventory:all"])
+    row = OutboxEvent.objects.get()
+    assert row.seq is not None and row.published_at is not None
+
+
+def test_the_worker_registers_the_relay_and_pruning():
+    from realtime import worker
+
+    assert {"realtime.outbox", "realtime.outbox.prune"} <= set(worker.registered())
+
+
+def test_the_relay_is_woken_by_the_commit_on_postgresql(relay_only):
+    """The commit trigger NOTIFYs: a relay waiting up to 60 s wakes when a row commits."""
+    wait = outbox.waker()
+    wait(0)  # connects and LISTENs
+    woke = threading.Event()
+    waiting = threading.Thread(target=lambda: (wait(60), woke.set()), daemon=True)
+    waiting.start()
+    try:
+        with transaction.atomic():
+            publish("inventory:updated", {}, ["inventory:all"])
+            assert not woke.wait(0.5)  # not before the commit
+        assert woke.wait(10)
+    finally:
+        waiting.join(60)
+        wait.close()
