@@ -16,6 +16,7 @@ from inventory.models import InventoryItem, InventoryLevel, Location, Product, P
 from orders.models import Customer, Order, OrderLine
 
 from .. import mapping
+from ..webhooks import parse_time
 from . import records as r
 
 
@@ -252,23 +253,32 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
         except r.BadRecord as e:
             result.fail(x, str(e))
     customers = upsert_customers(buyers, result)
-    rows = []
+    # A webhook may have stored a newer version of an order (docs/shopify.md, Ordering): keep it.
+    stored = dict(Order.objects.filter(shopify_id__in=[x.id for x, *_ in valid], shopify_updated_at__isnull=False)
+                  .values_list("shopify_id", "shopify_updated_at"))
+    rows, newer_here = [], set()
     for x, buyer, total, currency in valid:
+        when = parse_time(x.data.get("updatedAt")) or stored.get(x.id)
+        if when is not None and x.id in stored and when < stored[x.id]:
+            newer_here.add(x.id)
+            continue
         status, payment, fulfillment = r.order_states(x.data)
         # A guest order (no customer) has none, as with the webhooks (shopify_sync.mapping).
         rows.append(Order(shopify_id=x.id, number=mapping.order_number(x.id), shopify_name=r.text(x.data.get("name"), 64),
                           customer_id=customers.get(buyer) if buyer else None,
                           status=status, payment_status=payment, fulfillment_status=fulfillment,
-                          total=total, currency=currency.upper()))
+                          total=total, currency=currency.upper(), shopify_updated_at=when))
     if rows:
         Order.objects.bulk_create(rows, update_conflicts=True, unique_fields=["shopify_id"],
                                   update_fields=["number", "shopify_name", "customer", "status", "payment_status",
-                                                 "fulfillment_status", "total", "currency", "updated_at"])
+                                                 "fulfillment_status", "total", "currency", "shopify_updated_at",
+                                                 "updated_at"])
     result.processed = len(orders)
     order_pks = _pk_map(Order, [x.id for x in orders] + [x.parent for x in lines])
     # An order's lines are replaced: deleted when the order is written, then added as its line
     # records arrive (after the order, in this batch or the next ones).
-    OrderLine.objects.filter(order_id__in=[order_pks[x.id] for x in orders if x.id in order_pks]).delete()
+    OrderLine.objects.filter(order_id__in=[order_pks[x.id] for x in orders
+                                           if x.id in order_pks and x.id not in newer_here]).delete()
     variant_sids = {}
     for x in lines:
         variant = x.data.get("variant")
@@ -281,6 +291,8 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
     line_rows = []
     for x in lines:
         quantity = x.data.get("quantity")
+        if x.parent in newer_here:
+            continue  # its order was kept as stored
         if x.parent not in order_pks:
             result.fail(x, "its order is not imported")
             continue

@@ -106,3 +106,17 @@ def test_pull_and_webhooks_converge_to_one_row_per_resource(double, store, first
     assert sorted(sku or "" for _, sku in after["items"]) == ["", "SHIRT-S"]
     assert after["locations"] == [(sid(store["warehouse"]), f"shopify-{sid(store['warehouse'])}", "Warehouse")]
     assert [lv[2:] for lv in after["levels"]] == [(10, 0), (10, 0)]  # both variants, one location
+
+
+def test_a_pull_older_than_a_webhook_keeps_the_webhooks_order(double, store):
+    webhooks(store)
+    paid = store["orders"][0]
+    apply("orders/updated", {
+        "id": sid(paid), "name": "#1001", "updated_at": "2025-07-02T00:00:00Z", "cancelled_at": "2025-07-02T00:00:00Z",
+        "financial_status": "refunded", "fulfillment_status": "fulfilled", "currency": "EUR", "total_price": "118.00",
+        "customer": _customer(paid["customer"]), "line_items": [
+            {"id": 1, "variant_id": sid(paid["lineItems"][0]["variant"]), "title": "Linen Shirt", "sku": "SHIRT-S",
+             "quantity": 2, "price": "59.00"}]})
+    pull()  # the double still has the order as of 2025-07-01
+    order = Order.objects.get(shopify_id=sid(paid))
+    assert (order.status, order.payment_status, order.lines.count()) == ("refunded", "refunded", 1)
