@@ -8,7 +8,8 @@ from .models import Reservation, StockMovement
 from .rooms import ALL
 
 ROOMS = [ALL, "inventory:location:{locationId}", "inventory:product:{productId}"]
-LEVEL_IDS = {"levelId": ID, "inventoryItemId": ID, "sku": string(), "variantId": ID, "productId": ID,
+SKU = nullable(string(description="null for a Shopify variant without a SKU (docs/shopify.md)"))
+LEVEL_IDS = {"levelId": ID, "inventoryItemId": ID, "sku": SKU, "variantId": ID, "productId": ID,
              "locationId": ID}
 NUMBERS = {"available": integer(description="On hand, reserved units included"),
            "reserved": integer(description="Held by active reservations"),
@@ -30,7 +31,7 @@ register_event(events.INVENTORY_LOW_STOCK, obj({
 
 register_event(events.INVENTORY_RESERVATION, obj({
     "reservationId": ID, "action": string(enum=["created", "released", "expired", "fulfilled"]),
-    "status": string(enum=Reservation.Status.values), "inventoryItemId": ID, "sku": string(), "variantId": ID,
+    "status": string(enum=Reservation.Status.values), "inventoryItemId": ID, "sku": nullable(string()), "variantId": ID,
     "productId": ID, "locationId": ID, "quantity": integer(minimum=1), "reason": string(), "reference": string(),
     "expiresAt": DATETIME, "userId": nullable(ID),
 }), rooms=ROOMS, description="A reservation was created, released, expired or fulfilled.")

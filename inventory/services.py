@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from realtime.exceptions import CommandError, NotFound
+from shopify_sync.mapping import on_hand
 
 from . import signals
 from .errors import Conflict, InsufficientStock
@@ -328,7 +329,7 @@ def set_from_shopify(item_id: int, location_id: int, sellable: int, *, shopify_u
             return None
         InventoryLevel.objects.filter(pk=level.pk).update(shopify_updated_at=shopify_updated_at)
         level.shopify_updated_at = shopify_updated_at
-        target = level.reserved + max(0, sellable)
+        target = on_hand(sellable, level.reserved)
         if target == level.available:
             return level  # nothing changed: no event
         return _apply(level, Kind.SHOPIFY, available_delta=target - level.available,

@@ -254,6 +254,10 @@ SHOPIFY_WEBHOOK_SECRET = os.environ.get("SHOPIFY_WEBHOOK_SECRET", "")
 SHOPIFY_WEBHOOK_OLD_SECRET = os.environ.get("SHOPIFY_WEBHOOK_OLD_SECRET", "")
 SHOPIFY_SHOP_DOMAIN = os.environ.get("SHOPIFY_SHOP_DOMAIN", "")  # e.g. oda.myshopify.com (pull sync)
 SHOPIFY_ACCESS_TOKEN = os.environ.get("SHOPIFY_ACCESS_TOKEN", "")  # Admin API token (pull sync)
+# Webhook replay window and worker retries/retention (docs/shopify.md); unset: the code's defaults.
+for _name in ("MAX_AGE", "MAX_ATTEMPTS", "RETRY_BASE", "RETRY_MAX", "RETENTION_DAYS"):
+    if os.environ.get(f"SHOPIFY_WEBHOOK_{_name}", "").strip():
+        globals()[f"SHOPIFY_WEBHOOK_{_name}"] = int(os.environ[f"SHOPIFY_WEBHOOK_{_name}"])
 
 # LOG_FORMAT=plain (default, for development) or json (production: one JSON object a line
 # with connection_id, user_id, reason... as fields; docs/observability.md). Tokens are redacted in both.

@@ -1,4 +1,6 @@
 """Order event names, rooms and payloads (docs/events.md). Pure."""
+from decimal import Decimal
+
 from .rooms import ALL, customer_room
 
 ORDER_UPDATED = "order:updated"
@@ -12,8 +14,17 @@ def order_rooms(order) -> list[str]:
     return [ALL] if order.customer_id is None else [ALL, customer_room(order.customer_id)]
 
 
+def _amount(value) -> str:
+    """A decimal as a string with two places: "118.00" (a new order's default total is the int 0)."""
+    return f"{Decimal(str(value)):.2f}"
+
+
 def _wire(field: str, value):
-    return str(value) if field == "customer_id" and value is not None else value
+    if value is None:
+        return None
+    if field == "total":
+        return _amount(value)
+    return str(value) if field == "customer_id" else value
 
 
 def updated_payload(order, changes: dict[str, tuple], *, user_id=None, note: str = "", created: bool = False) -> dict:
@@ -29,7 +40,7 @@ def updated_payload(order, changes: dict[str, tuple], *, user_id=None, note: str
         "fulfillmentStatus": order.fulfillment_status,
         "changes": {WIRE_NAMES[f]: {"from": _wire(f, old), "to": _wire(f, new)} for f, (old, new) in changes.items()},
         "created": created,
-        "total": order.total,
+        "total": _amount(order.total),
         "currency": order.currency,
         "note": note,
         "userId": None if user_id is None else str(user_id),

@@ -16,10 +16,12 @@ def _change(values: list[str]) -> dict:
 
 
 register_event(events.ORDER_UPDATED, obj({
-    "orderId": ID, "number": string(), "customerId": ID,
+    "orderId": ID, "number": string(), "customerId": nullable(ID),
     "status": string(enum=Status.values), "previousStatus": nullable(string(enum=Status.values)),
     "paymentStatus": string(enum=PaymentStatus.values), "fulfillmentStatus": string(enum=FulfillmentStatus.values),
-    "changes": {**mapping(), "properties": {key: _change(values) for key, values in STATES.items()},
+    "changes": {**mapping(), "properties": {**{key: _change(values) for key, values in STATES.items()},
+                                            **{key: obj({"from": nullable(string()), "to": nullable(string())})
+                                               for key in ("total", "currency", "customerId", "number")}},
                 "additionalProperties": False, "description": "What changed: from -> to (from is null on creation)"},
     "created": boolean(), "total": string(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="A decimal, as a string"),
     "currency": string(), "note": string(), "userId": nullable(ID), "updatedAt": DATETIME,

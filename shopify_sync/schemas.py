@@ -29,4 +29,10 @@ register_event(events.WEBHOOK_RECEIVED, obj({
                        description="A few identifying fields by topic (docs/events.md), never personal data"),
 }), rooms=ROOMS, description="A verified webhook was stored for the first time.")
 
+register_event(events.WEBHOOK_PROCESSED, obj({
+    "webhookId": nullable(string()), "eventId": nullable(string()), "topic": string(),
+    "status": string(enum=["pending", "processed", "ignored", "failed"]), "attempts": integer(minimum=0),
+    "result": string(), "error": string(maxLength=300), "nextAttemptAt": nullable(DATETIME),
+}), rooms=ROOMS, description="The worker applied, ignored, failed or will retry a stored webhook.")
+
 describe_topic("shopify", data=None, rooms=ROOMS, description="Sync jobs and webhooks (shopify_sync.view_syncjob).")

@@ -1,40 +1,17 @@
 """orders/* and customers/*: upserts by ``shopify_id``, Shopify's states mapped to the lifecycle.
 
-The map (docs/shopify.md): payment from ``financial_status``, fulfilment from
-``fulfillment_status``, status from both plus ``cancelled_at``. Shopify's state is the
+The map is ``shopify_sync.mapping`` (shared with the pull sync, docs/shopify.md): payment from
+``financial_status``, fulfilment from ``fulfillment_status``, status from both plus ``cancelled_at``. Shopify's state is the
 truth, so these saves skip the local lifecycle check (``check_lifecycle=False``); each
 still sends its one ``order:updated`` (orders/receivers.py). Shopify's order names
 (#1001) are kept in ``shopify_name``: the order number is ``shopify-<id>``, never a
 local ``#nnnn``.
 """
 from inventory.models import ProductVariant
-from orders.lifecycle import FulfillmentStatus as F, PaymentStatus as P, Status as S
 from orders.models import Customer, Order, OrderLine
 
+from .. import mapping
 from .common import Malformed, Stale, check_alive, check_newer, integer, items, money, shopify_id, text, version
-
-PAYMENT = {
-    "pending": P.PENDING, "partially_paid": P.PENDING, "authorized": P.AUTHORIZED, "paid": P.PAID,
-    "partially_refunded": P.PARTIALLY_REFUNDED, "refunded": P.REFUNDED, "voided": P.VOIDED, "expired": P.VOIDED,
-}
-FULFILLMENT = {None: F.UNFULFILLED, "unfulfilled": F.UNFULFILLED, "partial": F.PARTIAL, "fulfilled": F.FULFILLED,
-               "restocked": F.RETURNED}
-
-
-def order_status(payment: str, fulfillment: str, cancelled: bool) -> str:
-    """Our status from Shopify's states (Shopify has no 'delivered': shipped is as far as it tells)."""
-    if payment == P.REFUNDED and (cancelled or fulfillment in (F.FULFILLED, F.RETURNED)):
-        return S.REFUNDED
-    if cancelled:
-        return S.CANCELLED
-    if fulfillment in (F.FULFILLED, F.RETURNED):
-        return S.SHIPPED
-    if fulfillment == F.PARTIAL:
-        return S.PROCESSING
-    if payment in (P.AUTHORIZED, P.PAID, P.PARTIALLY_REFUNDED):
-        return S.CONFIRMED
-    return S.PENDING
-
 
 def _name(payload: dict, sid: int) -> str:
     name = f"{text(payload, 'first_name', 100)} {text(payload, 'last_name', 100)}".strip()
@@ -58,6 +35,8 @@ def upsert_customer(payload: dict, when, *, update_if_equal: bool) -> Customer:
         if stored is not None and (when < stored or (when == stored and not update_if_equal)):
             return customer
     customer = customer or Customer()
+    if email is not None and Customer.objects.filter(email=email).exclude(pk=customer.pk).exists():
+        email = None  # another customer holds it: unique but nullable (shopify_sync.mapping)
     customer.shopify_id, customer.email, customer.name = sid, email, _name(payload, sid)
     customer.phone = text(payload, "phone", 40)
     customer.shopify_updated_at = when
@@ -79,11 +58,11 @@ def order_upsert(delivery, payload: dict) -> str:
     if order is not None:
         check_newer(order.shopify_updated_at, when, f"order {sid}")
     else:
-        order = Order(shopify_id=sid, number=f"shopify-{sid}")
-    financial = payload.get("financial_status")
-    if financial not in PAYMENT or payload.get("fulfillment_status") not in FULFILLMENT:
+        order = Order(shopify_id=sid, number=mapping.order_number(sid))
+    payment, fulfillment = mapping.payment(payload.get("financial_status")), mapping.fulfillment(
+        payload.get("fulfillment_status"))
+    if payment is None or fulfillment is None:
         raise Malformed("unknown financial_status or fulfillment_status")
-    payment, fulfillment = PAYMENT[financial], FULFILLMENT[payload.get("fulfillment_status")]
     customer_payload = payload.get("customer")
     if customer_payload is not None and not isinstance(customer_payload, dict):
         raise Malformed("customer is not an object")
@@ -98,7 +77,7 @@ def order_upsert(delivery, payload: dict) -> str:
     order.currency = (text(payload, "currency", 3) or "EUR").upper()
     order.total = money(payload, "total_price")
     order.payment_status, order.fulfillment_status = payment, fulfillment
-    order.status = order_status(payment, fulfillment, bool(payload.get("cancelled_at")))
+    order.status = mapping.order_status(payment, fulfillment, bool(payload.get("cancelled_at")))
     order.shopify_updated_at = when
     lines = [_line(line) for line in items(payload, "line_items")]
     order._change_note = "Shopify"

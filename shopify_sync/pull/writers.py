@@ -8,11 +8,15 @@ Stock changes still get their ``StockMovement`` ledger rows (kind ``set``).
 """
 from dataclasses import dataclass, field
 
+from django.db.models import BigIntegerField
+from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 
 from inventory.models import InventoryItem, InventoryLevel, Location, Product, ProductVariant, StockMovement
 from orders.models import Customer, Order, OrderLine
 
+from .. import mapping
+from ..webhooks import parse_time
 from . import records as r
 
 
@@ -112,7 +116,7 @@ def upsert_items(rows: list[tuple[int, int, str, bool]], result: Result) -> None
             result.errors.append(f"InventoryItem {item_id}: its variant is not imported (sync products first)")
             continue
         if not sku or sku in seen or (sku in taken and taken[sku] != item_id):
-            sku = r.sku_fallback(item_id)
+            sku = None  # unique but nullable, as the webhooks store it (shopify_sync.mapping)
         seen.add(sku)
         items.append(InventoryItem(shopify_id=item_id, variant_id=variants[variant_sid], sku=sku, tracked=tracked))
     if items:
@@ -123,16 +127,18 @@ def upsert_items(rows: list[tuple[int, int, str, bool]], result: Result) -> None
 # --- inventory --------------------------------------------------------------------------------
 
 def locations(records: list[Record]) -> dict[int, int]:
-    """Shopify location id -> our Location pk, matched by the code ``shopify-<id>``, created if new."""
+    """Shopify location id -> our Location pk, matched by ``shopify_id`` (as the webhooks), created if new."""
     names = {}
     for x in records:
         names[x.id] = r.text(x.data.get("name"), 200) or f"Shopify location {x.id}"
     if not names:
         return {}
-    rows = [Location(code=f"shopify-{lid}", name=name) for lid, name in names.items()]
-    Location.objects.bulk_create(rows, update_conflicts=True, unique_fields=["code"], update_fields=["name"])
-    codes = dict(Location.objects.filter(code__in=[x.code for x in rows]).values_list("code", "pk"))
-    return {lid: codes[f"shopify-{lid}"] for lid in names}
+    # Rows an earlier pull made by code alone (before Location.shopify_id): adopt them.
+    Location.objects.filter(code__in=[f"shopify-{lid}" for lid in names], shopify_id__isnull=True).update(
+        shopify_id=Cast(Substr("code", len("shopify-") + 1), BigIntegerField()))
+    rows = [Location(shopify_id=lid, code=f"shopify-{lid}", name=name) for lid, name in names.items()]
+    Location.objects.bulk_create(rows, update_conflicts=True, unique_fields=["shopify_id"], update_fields=["name"])
+    return _pk_map(Location, names)
 
 
 def write_inventory(batch: list[Record], job_id: int) -> Result:
@@ -173,11 +179,11 @@ def write_inventory(batch: list[Record], job_id: int) -> Result:
             continue
         level = existing.get((item_pk, places[lid]))
         if level is None:
-            level = InventoryLevel(item_id=item_pk, location_id=places[lid], available=r.local_available(value, 0))
+            level = InventoryLevel(item_id=item_pk, location_id=places[lid], available=mapping.on_hand(value, 0))
             existing[(item_pk, places[lid])] = level
             created.append(level)
             continue
-        available = r.local_available(value, level.reserved)
+        available = mapping.on_hand(value, level.reserved)
         if available != level.available:
             moves.append((level, available - level.available))
             level.available, level.updated_at = available, now
@@ -200,13 +206,21 @@ def write_inventory(batch: list[Record], job_id: int) -> Result:
 def upsert_customers(customers: list[Record], result: Result) -> dict[int, int]:
     """Customers by shopify id, emails kept unique; Shopify id -> our pk."""
     by_id = {x.id: x for x in customers}  # the last copy of a customer in the batch wins
-    emails = [r.text(x.data.get("email"), 254) for x in by_id.values()]
-    taken = dict(Customer.objects.filter(email__in=[e for e in emails if e]).values_list("email", "shopify_id"))
+    emails = {x.id: r.text(x.data.get("email"), 254).lower() for x in by_id.values()}
+    # A local customer with that email and no Shopify id is the same person: link it (as the webhooks).
+    known = set(Customer.objects.filter(shopify_id__in=by_id).values_list("shopify_id", flat=True))
+    by_email = {email: sid for sid, email in emails.items() if email and sid not in known}
+    local = list(Customer.objects.filter(email__in=by_email, shopify_id__isnull=True))
+    for customer in local:
+        customer.shopify_id = by_email[customer.email]
+    if local:
+        Customer.objects.bulk_update(local, ["shopify_id"])
+    taken = dict(Customer.objects.filter(email__in=[e for e in emails.values() if e]).values_list("email", "shopify_id"))
     seen, rows = set(), []
     for x in by_id.values():
-        email = r.text(x.data.get("email"), 254)
-        if not email or email in seen or (email in taken and taken[email] != x.id):
-            email = r.email_fallback(x.id)
+        email = emails[x.id] or None
+        if email is not None and (email in seen or (email in taken and taken[email] != x.id)):
+            email = None  # unique but nullable (shopify_sync.mapping)
         seen.add(email)
         rows.append(Customer(shopify_id=x.id, email=email, name=r.customer_name(x.data, x.id),
                              phone=r.text(x.data.get("phone"), 40)))
@@ -224,11 +238,6 @@ def write_customers(batch: list[Record], job_id: int) -> Result:
     return result
 
 
-def guest_customer() -> int:
-    customer, _ = Customer.objects.get_or_create(email=r.GUEST_EMAIL, defaults={"name": "Shopify guest"})
-    return customer.pk
-
-
 def write_orders(batch: list[Record], job_id: int) -> Result:
     result = Result()
     orders, lines = _split(batch, "Order", "LineItem")
@@ -244,29 +253,32 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
         except r.BadRecord as e:
             result.fail(x, str(e))
     customers = upsert_customers(buyers, result)
-    numbers = {x.id: r.order_number(x.data.get("name"), x.id) for x, *_ in valid}
-    taken = dict(Order.objects.filter(number__in=numbers.values()).values_list("number", "shopify_id"))
-    guest, rows, seen = None, [], set()
+    # A webhook may have stored a newer version of an order (docs/shopify.md, Ordering): keep it.
+    stored = dict(Order.objects.filter(shopify_id__in=[x.id for x, *_ in valid], shopify_updated_at__isnull=False)
+                  .values_list("shopify_id", "shopify_updated_at"))
+    rows, newer_here = [], set()
     for x, buyer, total, currency in valid:
-        if buyer is None:
-            guest = guest or guest_customer()
-        number = numbers[x.id]
-        if number in seen or (number in taken and taken[number] != x.id):
-            number = r.order_number_fallback(x.id)
-        seen.add(number)
+        when = parse_time(x.data.get("updatedAt")) or stored.get(x.id)
+        if when is not None and x.id in stored and when < stored[x.id]:
+            newer_here.add(x.id)
+            continue
         status, payment, fulfillment = r.order_states(x.data)
-        rows.append(Order(shopify_id=x.id, number=number, customer_id=customers[buyer] if buyer else guest,
+        # A guest order (no customer) has none, as with the webhooks (shopify_sync.mapping).
+        rows.append(Order(shopify_id=x.id, number=mapping.order_number(x.id), shopify_name=r.text(x.data.get("name"), 64),
+                          customer_id=customers.get(buyer) if buyer else None,
                           status=status, payment_status=payment, fulfillment_status=fulfillment,
-                          total=total, currency=currency))
+                          total=total, currency=currency.upper(), shopify_updated_at=when))
     if rows:
         Order.objects.bulk_create(rows, update_conflicts=True, unique_fields=["shopify_id"],
-                                  update_fields=["number", "customer", "status", "payment_status",
-                                                 "fulfillment_status", "total", "currency", "updated_at"])
+                                  update_fields=["number", "shopify_name", "customer", "status", "payment_status",
+                                                 "fulfillment_status", "total", "currency", "shopify_updated_at",
+                                                 "updated_at"])
     result.processed = len(orders)
     order_pks = _pk_map(Order, [x.id for x in orders] + [x.parent for x in lines])
     # An order's lines are replaced: deleted when the order is written, then added as its line
     # records arrive (after the order, in this batch or the next ones).
-    OrderLine.objects.filter(order_id__in=[order_pks[x.id] for x in orders if x.id in order_pks]).delete()
+    OrderLine.objects.filter(order_id__in=[order_pks[x.id] for x in orders
+                                           if x.id in order_pks and x.id not in newer_here]).delete()
     variant_sids = {}
     for x in lines:
         variant = x.data.get("variant")
@@ -279,6 +291,8 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
     line_rows = []
     for x in lines:
         quantity = x.data.get("quantity")
+        if x.parent in newer_here:
+            continue  # its order was kept as stored
         if x.parent not in order_pks:
             result.fail(x, "its order is not imported")
             continue
@@ -291,6 +305,7 @@ def write_orders(batch: list[Record], job_id: int) -> Result:
             result.fail(x, str(e))
             continue
         line_rows.append(OrderLine(order_id=order_pks[x.parent], inventory_item_id=items.get(variant_sids.get(x.id)),
+                                   shopify_variant_id=variant_sids.get(x.id),
                                    title=r.text(x.data.get("title"), 300) or "Item", sku=r.text(x.data.get("sku"), 64),
                                    quantity=quantity, unit_price=price))
     OrderLine.objects.bulk_create(line_rows)

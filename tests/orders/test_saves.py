@@ -149,3 +149,11 @@ def test_full_clean_reports_the_forbidden_transition():
     with pytest.raises(ValidationError) as e:
         order.full_clean()
     assert e.value.message_dict["status"] == ["status cannot go from pending to delivered"]
+
+
+async def test_an_order_without_lines_sends_its_total_as_a_decimal_string(staff):
+    """The default total is the int 0: it must still go out as "0.00", and a guest order's customerId is null."""
+    await db(lambda: Order.objects.create(number="#9002"))()
+    frames = events_named(await pending(staff), "order:updated")
+    assert len(frames) == 1
+    assert frames[0]["data"]["total"] == "0.00" and frames[0]["data"]["customerId"] is None

@@ -45,6 +45,7 @@ def every_domain_event(user) -> None:
         api_version="2025-01", payload={"id": 1, "title": "Linen Shirt"},
         summary=summarize("products/update", {"id": 1, "title": "Linen Shirt", "status": "active"}))
     shopify_signals.webhook_received.send(sender=WebhookDelivery, delivery=delivery)
+    shopify_signals.webhook_processed.send(sender=WebhookDelivery, delivery=delivery)
     user_logged_in.send(sender=type(user), request=None, user=user)
     user_logged_out.send(sender=type(user), request=None, user=user)
     Product.objects.create(title="Wool Coat", handle="wool-coat")

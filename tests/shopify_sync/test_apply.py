@@ -360,11 +360,23 @@ async def test_each_outcome_is_published_to_shopify_watchers(make_user, token, c
 
 
 @pytest.mark.django_db
-def test_a_database_error_is_retried_and_its_error_quotes_no_personal_data():
+def test_an_email_another_customer_holds_is_stored_as_none_as_the_pull_does():
     apply("customers/create", load("customers_create"))
-    # Another Shopify customer with the same email (Shopify moved the email; the other update is late).
+    # Another Shopify customer with the same email (Shopify moved the email; the other update is late):
+    # stored without one, the rule of shopify_sync.mapping shared with the pull sync.
     delivery = apply("customers/create", load("customers_create", id=42, first_name="Eve"))
+    assert (delivery.status, delivery.error) == ("processed", "")
+    assert dict(Customer.objects.values_list("shopify_id", "email")) == {
+        706405506930370084: "ada@example.com", 42: None}
+
+
+@pytest.mark.django_db
+def test_a_database_error_is_retried_and_its_error_quotes_no_value():
+    payload = load("orders_create")
+    # A row holding the number the order needs: an IntegrityError whose DETAIL line quotes the value.
+    Order.objects.create(number=f"shopify-{payload['id']}")
+    delivery = apply("orders/create", payload)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.error.startswith("IntegrityError: duplicate key value violates unique constraint")
-    assert "ada@example.com" not in delivery.error
-    assert Customer.objects.get().shopify_id == 706405506930370084  # nothing of the failed one written
+    assert f"shopify-{payload['id']}" not in delivery.error
+    assert not Order.objects.filter(shopify_id=payload["id"]).exists()  # nothing of it written
