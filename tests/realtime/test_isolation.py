@@ -100,9 +100,16 @@ def redis_db(url: str, number: int) -> str:
     return re.sub(r"(/\d+)?$", f"/{number}", url, count=1)
 
 
-def derived_server(redis_url: str) -> ServerProcess:
-    """``manage.py serve`` with no explicit prefix: channel layer and presence derive theirs."""
-    return ServerProcess(redis_url=redis_url, env={"CHANNEL_LAYER_PREFIX": "", "REALTIME_PRESENCE_PREFIX": '""'})
+def derived_server(redis_url: str, relay: bool = True) -> ServerProcess:
+    """``manage.py serve`` with no explicit prefix: channel layer and presence derive theirs.
+
+    ``relay=False``: no outbox relay in the process. The outbox belongs to the database, so a
+    server of another deployment on the same database (only this test builds one) would relay
+    the first deployment's committed events into its own Redis prefix (docs/design.md#outbox)."""
+    env = {"CHANNEL_LAYER_PREFIX": "", "REALTIME_PRESENCE_PREFIX": '""'}
+    if not relay:
+        env["REALTIME_OUTBOX_RELAY_IN_SERVER"] = "false"
+    return ServerProcess(redis_url=redis_url, env=env)
 
 
 def use_deployment_layer(settings, redis_url: str) -> None:
@@ -137,7 +144,7 @@ async def test_two_deployments_on_one_redis_do_not_hear_each_other(settings, red
     url_a, url_b = redis_db(redis_url, 0), redis_db(redis_url, 1)
     user = await database_sync_to_async(make_user)(perms=["inventory.view_inventorylevel"])
     raw = token(user)
-    with derived_server(url_a) as a, derived_server(url_a) as a2, derived_server(url_b) as b:
+    with derived_server(url_a) as a, derived_server(url_a) as a2, derived_server(url_b, relay=False) as b:
         sockets = {name: await subscribed(server, raw) for name, server in {"a": a, "a2": a2, "b": b}.items()}
         try:
             # The per-user cap counts each deployment's sockets under its own keys.
