@@ -22,6 +22,21 @@ def fresh_channel_layers():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def restore_registries():
+    """Commands, topics and room kinds a test registers are gone after it: the registries are
+    global, and the contract tests check that every registration is described."""
+    from realtime.commands import registry
+    from realtime.permissions import policy
+    from realtime.subscriptions import topics
+
+    saved = [(obj, attr, dict(getattr(obj, attr)))
+             for obj, attr in ((registry, "_commands"), (topics, "_topics"), (policy, "_kinds"))]
+    yield
+    for obj, attr, before in saved:
+        setattr(obj, attr, before)
+
+
 def require_redis(url: str) -> None:
     """Fail (never skip) when Redis is not answering: CI must start it."""
     try:
