@@ -141,6 +141,12 @@ class Session:
             if not entry[1] and self._serial_entry is entry:
                 self._serial_entry = None
 
+    async def _rooms_changed(self) -> None:
+        """Tell the socket its rooms changed (it stores them for a resume, sockets/resume.py)."""
+        changed = getattr(self.connection, "rooms_changed", None)
+        if changed is not None and not self.closed:
+            await changed()
+
     def _joined(self, room: str) -> None:
         self.rooms.add(room)
         metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").inc()
@@ -214,6 +220,7 @@ class Session:
                 raise SessionClosed()
             allowed, refused = await run_sync_db(uncached(check_rooms), self.user, rooms)
             joined = []
+            changed = False
             for room in allowed:
                 if self.closed:
                     # Closed meanwhile: stop; the close (waiting for us) leaves what was joined.
@@ -227,6 +234,9 @@ class Session:
                 await self.hub.join(self.connection, room)
                 self._joined(room)
                 joined.append(room)
+                changed = True
+            if changed:
+                await self._rooms_changed()
         return {"topic": topic, "rooms": joined, "refused": refused}
 
     async def unsubscribe(self, topic: str, data: object) -> dict:
@@ -240,6 +250,8 @@ class Session:
                     await self.hub.leave(self.connection, room)
                     self._left(room)
                     left.append(room)
+            if left:
+                await self._rooms_changed()
         return {"topic": topic, "rooms": left}
 
     async def refresh_token(self, data: object) -> dict:
@@ -282,6 +294,8 @@ class Session:
                     await self.hub.leave(self.connection, room)
                     self._left(room)
                     dropped.append(room)
+            if dropped:
+                await self._rooms_changed()
             return dropped
 
 
