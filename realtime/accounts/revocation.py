@@ -41,6 +41,20 @@ def revoke_tokens(user, reason: str = "token_revoked") -> None:
     if not TokenRevocation.objects.filter(user_id=user.pk, not_before__lt=now).update(not_before=now):
         TokenRevocation.objects.get_or_create(user_id=user.pk, defaults={"not_before": now})
     close_sockets(user.pk, CloseCode.TOKEN_REVOKED, reason, "The session was revoked")
+    forget_sessions(user.pk)
+
+
+def forget_sessions(user_id) -> None:
+    """Delete the user's resumable sessions (docs/security.md#resume): a resume also needs a valid
+    token, so a store that does not answer now only leaves records that expire with the window."""
+    from asgiref.sync import async_to_sync
+
+    from ..history_sessions import make_sessions
+
+    try:
+        async_to_sync(make_sessions().delete_user_sessions)(user_id)
+    except Exception as e:
+        logger.error("Could not delete the resumable sessions of a user: %s", type(e).__name__)
 
 
 def close_sockets(user_id, code: CloseCode, reason: str, message: str) -> None:

@@ -8,7 +8,7 @@ from realtime.events import CONNECTED, ERROR, SUBSCRIBED, UNSUBSCRIBED
 from realtime.permissions import FORBIDDEN, TOO_MANY_ROOMS, UNKNOWN_ROOM
 
 from .catalog import describe_command, describe_topic, register_event
-from .schema import ANY, ID, array, number, obj, string
+from .schema import ANY, ID, array, boolean, nullable, number, obj, string
 
 # ``data`` of every error event (``realtime.events.error_envelope``).
 ERROR_DATA = obj(
@@ -57,6 +57,9 @@ register_event(CONNECTED, obj(
      "connectionId": string(description="Equals socket.id on /socket.io/"),
      "rooms": ROOMS, "serverTime": number(description="Unix time, seconds")},
     optional={"heartbeatInterval": number(description="/ws/ only: send something this often (seconds)"),
+              "recovered": boolean(description="The session was resumed: missed events follow (docs/protocol.md#resume)"),
+              "sessionId": string(description="/ws/ only: resume with ?resume=<sessionId>&position=<position>"),
+              "position": nullable(string(description="/ws/ only: the history position to resume from")),
               **connected_fields()},  # the apps' extra fields (realtime/connected.py)
 ), direct=True, description="The first event of an accepted socket; it is already in its own user:{userId} room.")
 register_event(SUBSCRIBED, SUBSCRIBE_RESULT, direct=True,

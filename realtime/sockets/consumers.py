@@ -320,6 +320,17 @@ class SocketConsumer(DirectConsumer):
         raise NotImplementedError
 
 
+def resume_query(scope: dict) -> tuple[str | None, str | None]:
+    """``?resume=<sessionId>&position=<position>`` of a ``/ws/`` handshake (docs/protocol.md#resume);
+    checked by the resume itself (a bad one is a fresh session)."""
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20)
+    pid = query.get("resume", [None])[0]
+    position = query.get("position", [None])[0]
+    return pid, position
+
+
 EMPTIED_AFTER_AUTH = {"headers": (), "query_string": b""}
 
 
@@ -354,16 +365,22 @@ class NativeConsumer(SocketConsumer):
             await self.outlet.send({"type": "websocket.close"})  # HTTP 403 before the handshake
             return
         auth = self.auth
+        pid, position = resume_query(self.scope)
         forget_handshake(self.scope)
         await self.outlet.send({"type": "websocket.accept", "subprotocol": auth.subprotocol})
         if not auth.ok:
             await self.refuse(auth.error)
             return
-        payload = await self.start_session(auth.user, auth.expires_at)
-        if payload is None:
+        opened = await self.open_resumable(auth.user, auth.expires_at, pid, position)
+        if opened is None:
             return
+        payload, resumed = opened
         payload["heartbeatInterval"] = self.idle_timeout / 2
+        # docs/protocol.md#resume: the session id and the position to resume from.
+        payload["sessionId"] = self.pid
+        payload["position"] = resumed.offset
         await self.send_frame(native.encode_event(CONNECTED, payload))
+        await self.flush_resumed(resumed)
         logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
                     extra=self.log_fields("connect"))
 
