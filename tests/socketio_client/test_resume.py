@@ -160,3 +160,81 @@ async def test_recovers_after_its_server_process_is_killed_and_restarted(servers
     got = await received(client, EVENTS, timeout=45)
     assert_exactly_once_in_order(got)
     assert (await client.next("connect"))["recovered"] is True
+
+
+@pytest.mark.parametrize("forged", [
+    {"pid": "x" * 40},  # unknown
+    {"pid": "not a pid!"},
+    {"pid": "y" * 5000, "offset": "z" * 5000},  # huge
+    {"pid": 12, "offset": {"a": 1}},
+    {"offset": "0000000000000000:1-0"},  # another epoch
+])
+async def test_a_forged_or_unknown_pid_gets_a_fresh_session(servers, clients, make_user, forged):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    client = await clients(server.url, {"auth": {"token": token_for(user), **forged}, **RECONNECT})
+    connect = await client.next("connect")
+    welcome = (await client.next("event", "connected"))["args"][0]["data"]
+    assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    assert connect["pid"] and connect["pid"] != forged.get("pid")
+
+
+async def test_another_users_pid_recovers_nothing_of_theirs(servers, clients, make_user):
+    server = servers()
+    owner = await database_sync_to_async(make_user)(perms=PERMS)
+    other = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    victim = await subscribed_client(clients, server.url, owner, level)
+    pid = victim.seen[[m["type"] for m in victim.seen].index("connect")]["pid"]
+    offset = victim.seen[[m.get("event") for m in victim.seen].index("connected")]["args"][-1]
+    await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+    thief = await clients(server.url, {"auth": {"token": token_for(other), "pid": pid, "offset": offset}, **RECONNECT})
+    assert (await thief.next("connect"))["pid"] != pid
+    welcome = (await thief.next("event", "connected"))["args"][0]["data"]
+    assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{other.pk}"]
+    await asyncio.sleep(0.5)
+    assert not [m for m in thief.seen if m.get("event") == "inventory:updated"]
+    # The owner's session is still the owner's: it goes on receiving.
+    await apublish("inventory:updated", {"n": 1}, [room_of(level)])
+    assert (await victim.next("event", "inventory:updated"))["args"][0]["data"]["n"] == 0
+
+
+async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user):
+    from realtime.accounts.revocation import revoke_tokens
+
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        balancer.target = free_port()  # nothing listens: the client retries meanwhile
+        balancer.cut()
+        await client.next("disconnect")
+        await database_sync_to_async(revoke_tokens)(user)
+        await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+        balancer.target = server.port
+        error = await client.next("connect_error", timeout=15)
+        assert error["data"]["code"] == "token_revoked"
+        assert not [m for m in client.seen if m.get("event") == "inventory:updated"]
+    finally:
+        await balancer.stop()
+
+
+async def test_beyond_the_window_it_is_a_fresh_session(servers, clients, make_user, settings):
+    server = servers(realtime={"HISTORY_WINDOW": 1.0})
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        balancer.target = free_port()
+        balancer.cut()
+        await client.next("disconnect")
+        await asyncio.sleep(2.5)  # the window (and the stored session) has passed
+        balancer.target = server.port
+        assert (await client.next("connect", timeout=15))["recovered"] is False
+        welcome = (await client.next("event", "connected"))["args"][0]["data"]
+        assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    finally:
+        await balancer.stop()
