@@ -14,12 +14,14 @@ A token counts as revoked when its ``iat`` is at or before ``not_before`` (``is_
 same rule at the handshake, on ``auth:refresh``, at ``Session.open`` after the user's room is
 joined, on the periodic re-check and on the refresh endpoint.
 """
+import asyncio
 import logging
 
 from django.db import DatabaseError
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from ..conf import rt_settings
 from ..exceptions import CloseCode
 from ..publish import send_control
 from ..rooms import user_room
@@ -51,8 +53,13 @@ def forget_sessions(user_id) -> None:
 
     from ..history_sessions import make_sessions
 
+    async def delete():
+        # Bounded like a publish: a hung Redis must not hold up the logout (docs/security.md, Faults).
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            await make_sessions().delete_user_sessions(user_id)
+
     try:
-        async_to_sync(make_sessions().delete_user_sessions)(user_id)
+        async_to_sync(delete)()
     except Exception as e:
         logger.error("Could not delete the resumable sessions of a user: %s", type(e).__name__)
 

@@ -238,3 +238,34 @@ async def test_beyond_the_window_it_is_a_fresh_session(servers, clients, make_us
         assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
     finally:
         await balancer.stop()
+
+
+async def test_after_redis_is_flushed_nothing_is_recovered(clients, make_user, settings):
+    import redis.asyncio as aioredis
+
+    from tests.servers import RedisProcess
+
+    private = RedisProcess().start()
+    name = f"rf{uuid.uuid4().hex[:10]}"
+    use_layer(settings, private.url, name)
+    server = socketio_server(private.url, name).start()
+    balancer = await Forwarder(server.port).start()
+    try:
+        user = await database_sync_to_async(make_user)(perms=PERMS)
+        level = await database_sync_to_async(make_level)(available=10)
+        client = await subscribed_client(clients, balancer.url, user, level)
+        await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+        await client.next("event", "inventory:updated")
+        balancer.target = free_port()
+        balancer.cut()
+        await client.next("disconnect")
+        async with aioredis.from_url(private.url) as r:
+            await r.flushall()
+        balancer.target = server.port
+        assert (await client.next("connect", timeout=15))["recovered"] is False
+        welcome = (await client.next("event", "connected"))["args"][0]["data"]
+        assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    finally:
+        await balancer.stop()
+        server.stop()
+        private.stop()
