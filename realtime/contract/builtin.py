@@ -48,6 +48,9 @@ ROOMS = array(string(), description="Room names")
 REFUSED = array(obj({"room": {**ANY, "description": "The room asked for"},
                      "reason": string(enum=[FORBIDDEN, UNKNOWN_ROOM, TOO_MANY_ROOMS])}))
 SUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS, "refused": REFUSED},
+                       optional={"snapshot": obj({"position": nullable(string()), "state": ANY},
+                                                 description="With snapshot: true (topics that have one): the "
+                                                             "rooms' current state and the history position it is at")},
                        description="The rooms joined and the rooms refused, each with its reason")
 UNSUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS}, description="The rooms left")
 EXPIRY = number(description="Unix time, seconds")

@@ -214,6 +214,30 @@ class Session:
             forget_permissions(self.user)  # a handler may have checked them on the session's user
 
     async def subscribe(self, topic: str, data: object) -> dict:
+        want_snapshot = False
+        if isinstance(data, dict) and "snapshot" in data and topics.snapshot(topic) is not None:
+            data = dict(data)
+            want_snapshot = data.pop("snapshot")
+            if not isinstance(want_snapshot, bool):
+                raise InvalidInput("snapshot must be true or false")
+        result = await self._subscribe(topic, data)
+        if want_snapshot and result["rooms"]:
+            result["snapshot"] = await self._snapshot(topic, result["rooms"])
+        return result
+
+    async def _snapshot(self, topic: str, rooms: list[str]) -> dict:
+        """The current state of ``rooms`` and the history position read BEFORE it, after the rooms
+        were joined: every event after that position is delivered live (state may already include it)."""
+        from ..history import make_history
+
+        try:
+            position = await make_history().head()
+        except Exception:
+            position = None
+        state = await run_sync_db(topics.snapshot(topic), self.user, rooms)
+        return {"position": position, "state": state}
+
+    async def _subscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
         async with self._serial():
             if self.closed:

@@ -127,3 +127,19 @@ async def test_ws_another_users_session_id_recovers_nothing(servers, make_user):
         async with asyncio.timeout(0.5):
             await other.recv()
     await other.close()
+
+
+async def test_subscribe_with_snapshot_returns_current_levels_and_their_position(servers, make_user):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=7)
+    ws, hello = await open_ws(server.port, f"token={token_for(user)}")
+    await ws.send(json.dumps({"event": "subscribe:inventory",
+                              "data": {"locationIds": [str(level.location_id)], "snapshot": True}, "ack": 1}))
+    reply = json.loads(await ws.recv())["data"]
+    snapshot = reply["snapshot"]
+    assert snapshot["position"] and snapshot["state"]["levels"] == [
+        {"item_id": level.item_id, "location_id": level.location_id, "available": 7, "reserved": 0}]
+    await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"snapshot": "yes"}, "ack": 2}))
+    assert json.loads(await ws.recv())["error"]["code"] == "validation_error"
+    await ws.close()
