@@ -31,3 +31,31 @@ def register() -> None:
     policy.register(LOCATION, can_view, has_id=True)
     policy.register(PRODUCT, can_view, has_id=True)
     topics.register("inventory", resolve)
+    topics.register_snapshot("inventory", snapshot)
+
+
+SNAPSHOT_LIMIT = 1000
+
+
+def snapshot(user, rooms: list[str]) -> dict:
+    """``subscribe:inventory {snapshot: true}``: the current levels of the rooms joined (at most
+    SNAPSHOT_LIMIT; ``truncated`` says when there are more)."""
+    from django.db.models import Q
+
+    from .models import InventoryLevel
+
+    where = Q(pk__in=[])
+    for name in rooms:
+        if name == ALL:
+            where = Q()
+            break
+        kind, _, ident = name.rpartition(":")
+        if not ident.isdigit():
+            continue
+        if kind == LOCATION:
+            where |= Q(location_id=ident)
+        elif kind == PRODUCT:
+            where |= Q(item__variant__product_id=ident)
+    rows = list(InventoryLevel.objects.filter(where).order_by("item_id", "location_id")
+                .values("item_id", "location_id", "available", "reserved")[:SNAPSHOT_LIMIT + 1])
+    return {"levels": rows[:SNAPSHOT_LIMIT], "truncated": len(rows) > SNAPSHOT_LIMIT}

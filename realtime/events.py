@@ -66,6 +66,7 @@ class Event:
     rooms: tuple[str, ...]
     json: str
     published_at: float = 0.0
+    position: str | None = None  # in the event history (docs/design.md#history); None if not from it
     frames: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -91,4 +92,5 @@ class Event:
             tuple(message["rooms"]),
             message["json"],
             message.get("ts", 0.0),
+            message.get("pos"),
         )

@@ -286,7 +286,12 @@ class RedisHistory(_Base):
         # hubs drop events seen by id.
         message = layer_message(event, position)
         for group in groups:
-            await self.layer.group_send(group, message)
+            try:
+                await self.layer.group_send(group, message)
+            except Exception:
+                # Once more: after a Redis restart each pooled connection of the layer fails once
+                # though Redis is back (as realtime.publish does); hubs drop duplicates by event id.
+                await self.layer.group_send(group, message)
         return position
 
     async def head(self) -> str:

@@ -64,7 +64,25 @@ async def _send_to_rooms(message: dict, rooms, name: str) -> bool:
 
 
 async def _send(event: Event) -> bool:
-    return await _send_to_rooms(event.to_layer(), event.rooms, event.name)
+    """Append ``event`` to the history and send it to its rooms with its position (one Redis script
+    on the pub/sub layer, docs/design.md#history); bounded in time, once retried, never raises."""
+    from .history import make_history
+
+    history = make_history()
+    try:
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            try:
+                event.position = await history.publish(event)
+            except Exception:
+                # Once more, within the same time bound (see ``_send_to_rooms``): the append is
+                # idempotent by event id, so a retry never gets a second position.
+                event.position = await history.publish(event)
+    except Exception as e:
+        metrics.PUBLISH_FAILURES.labels(event.name).inc()
+        logger.error("Publishing %s failed: %s", event.name, type(e).__name__)
+        return False
+    metrics.PUBLISHED.labels(event.name).inc()
+    return True
 
 
 async def _layer_answers() -> bool:

@@ -18,6 +18,16 @@ Resolver = Callable[[object, object], list[str]]
 class TopicRegistry:
     def __init__(self) -> None:
         self._topics: dict[str, Resolver] = {}
+        self._snapshots: dict[str, Callable] = {}
+
+    def register_snapshot(self, topic: str, snapshot: Callable) -> None:
+        """``subscribe:<topic>`` with ``snapshot: true`` answers ``snapshot(user, rooms)`` (sync, may
+        query the database: the current state of the rooms joined) with the history position it is
+        at least as recent as (docs/protocol.md#resume)."""
+        self._snapshots[topic] = snapshot
+
+    def snapshot(self, topic: str) -> Callable | None:
+        return self._snapshots.get(topic)
 
     def register(self, topic: str, resolve: Resolver) -> None:
         existing = self._topics.get(topic)

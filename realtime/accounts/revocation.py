@@ -14,12 +14,14 @@ A token counts as revoked when its ``iat`` is at or before ``not_before`` (``is_
 same rule at the handshake, on ``auth:refresh``, at ``Session.open`` after the user's room is
 joined, on the periodic re-check and on the refresh endpoint.
 """
+import asyncio
 import logging
 
 from django.db import DatabaseError
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from ..conf import rt_settings
 from ..exceptions import CloseCode
 from ..publish import send_control
 from ..rooms import user_room
@@ -41,6 +43,25 @@ def revoke_tokens(user, reason: str = "token_revoked") -> None:
     if not TokenRevocation.objects.filter(user_id=user.pk, not_before__lt=now).update(not_before=now):
         TokenRevocation.objects.get_or_create(user_id=user.pk, defaults={"not_before": now})
     close_sockets(user.pk, CloseCode.TOKEN_REVOKED, reason, "The session was revoked")
+    forget_sessions(user.pk)
+
+
+def forget_sessions(user_id) -> None:
+    """Delete the user's resumable sessions (docs/security.md#resume): a resume also needs a valid
+    token, so a store that does not answer now only leaves records that expire with the window."""
+    from asgiref.sync import async_to_sync
+
+    from ..history_sessions import make_sessions
+
+    async def delete():
+        # Bounded like a publish: a hung Redis must not hold up the logout (docs/security.md, Faults).
+        async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
+            await make_sessions().delete_user_sessions(user_id)
+
+    try:
+        async_to_sync(delete)()
+    except Exception as e:
+        logger.error("Could not delete the resumable sessions of a user: %s", type(e).__name__)
 
 
 def close_sockets(user_id, code: CloseCode, reason: str, message: str) -> None:

@@ -8,7 +8,7 @@ from realtime.events import CONNECTED, ERROR, SUBSCRIBED, UNSUBSCRIBED
 from realtime.permissions import FORBIDDEN, TOO_MANY_ROOMS, UNKNOWN_ROOM
 
 from .catalog import describe_command, describe_topic, register_event
-from .schema import ANY, ID, array, number, obj, string
+from .schema import ANY, ID, array, boolean, nullable, number, obj, string
 
 # ``data`` of every error event (``realtime.events.error_envelope``).
 ERROR_DATA = obj(
@@ -48,6 +48,9 @@ ROOMS = array(string(), description="Room names")
 REFUSED = array(obj({"room": {**ANY, "description": "The room asked for"},
                      "reason": string(enum=[FORBIDDEN, UNKNOWN_ROOM, TOO_MANY_ROOMS])}))
 SUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS, "refused": REFUSED},
+                       optional={"snapshot": obj({"position": nullable(string()), "state": ANY},
+                                                 description="With snapshot: true (topics that have one): the "
+                                                             "rooms' current state and the history position it is at")},
                        description="The rooms joined and the rooms refused, each with its reason")
 UNSUBSCRIBE_RESULT = obj({"topic": string(), "rooms": ROOMS}, description="The rooms left")
 EXPIRY = number(description="Unix time, seconds")
@@ -57,6 +60,9 @@ register_event(CONNECTED, obj(
      "connectionId": string(description="Equals socket.id on /socket.io/"),
      "rooms": ROOMS, "serverTime": number(description="Unix time, seconds")},
     optional={"heartbeatInterval": number(description="/ws/ only: send something this often (seconds)"),
+              "recovered": boolean(description="The session was resumed: missed events follow (docs/protocol.md#resume)"),
+              "sessionId": string(description="/ws/ only: resume with ?resume=<sessionId>&position=<position>"),
+              "position": nullable(string(description="/ws/ only: the history position to resume from")),
               **connected_fields()},  # the apps' extra fields (realtime/connected.py)
 ), direct=True, description="The first event of an accepted socket; it is already in its own user:{userId} room.")
 register_event(SUBSCRIBED, SUBSCRIBE_RESULT, direct=True,

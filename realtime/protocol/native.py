@@ -50,7 +50,10 @@ def decode(text: str | bytes) -> ClientMessage:
 
 
 def event_frame(event: Event) -> str:
-    """The frame of a published event: its JSON, already encoded once at publish time."""
+    """The frame of a published event: its JSON, already encoded once at publish time; an event
+    from the history also carries its ``position`` (to resume from, docs/protocol.md#resume)."""
+    if event.position is not None and event.json.endswith("}"):
+        return f'{event.json[:-1]},"position":{encode_json(event.position)}}}'
     return event.json
 
 

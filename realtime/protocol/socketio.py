@@ -293,19 +293,28 @@ def _prefix(namespace: str) -> str:
     return "" if namespace == DEFAULT_NAMESPACE else namespace + ","
 
 
-def event_message(name: str, payload_json: str, *, namespace: str = DEFAULT_NAMESPACE) -> str:
-    """``2["name",<payload>]`` around JSON already encoded: no decode, no second encode."""
+def event_message(name: str, payload_json: str, *, namespace: str = DEFAULT_NAMESPACE,
+                  position: str | None = None) -> str:
+    """``2["name",<payload>]`` around JSON already encoded: no decode, no second encode; with a
+    ``position``, it is the last argument (the client's recovery offset)."""
+    if position is not None:
+        return f"{EVENT}{_prefix(namespace)}[{encode_json(name)},{payload_json},{encode_json(position)}]"
     return f"{EVENT}{_prefix(namespace)}[{encode_json(name)},{payload_json}]"
 
 
 def event_frame(event: Event) -> str:
     """The message of a published event, ``2["inventory:updated",{event,type,data,id,timestamp}]``."""
+    if event.position is not None:
+        # Connection state recovery: the offset is the last argument (docs/socketio.md#recovery).
+        return event_message(event.name, event.json, position=event.position)
     return event_message(event.name, event.json)
 
 
-def encode_connect(namespace: str, sid: str) -> str:
-    """CONNECT accepted: ``0{"sid":"..."}`` (``0/custom,{"sid":"..."}``)."""
-    return encode(CONNECT, {"sid": sid}, namespace=namespace)[0]
+def encode_connect(namespace: str, sid: str, pid: str | None = None) -> str:
+    """CONNECT accepted: ``0{"sid":"..."}`` (``0/custom,{"sid":"..."}``); with a resumable
+    session's ``pid``: ``0{"sid":"...","pid":"..."}``."""
+    body = {"sid": sid} if pid is None else {"sid": sid, "pid": pid}
+    return encode(CONNECT, body, namespace=namespace)[0]
 
 
 def encode_connect_error(namespace: str, message: str, data: object = None) -> str:

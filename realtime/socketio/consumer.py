@@ -69,6 +69,7 @@ class SocketIOConsumer(SocketConsumer):
         self.connecting: str | None = None  # the namespace whose CONNECT is being handled
         self.refused = 0
         self._welcome: dict | None = None
+        self._resumed = None  # sockets/resume.Resumed, from connect_namespace to namespace_connected
         self._deadline: asyncio.Task | None = None  # alive only while no namespace is connected
         self._token: str | None = None  # the handshake's token, checked again at each CONNECT without one
         try:
@@ -204,7 +205,7 @@ class SocketIOConsumer(SocketConsumer):
         self.connected[namespace] = sid
         self._disarm_deadline()
         await self.outlet.send(NOT_PENDING)
-        await self.send_frame(codec.encode_connect(namespace, sid))
+        await self.send_frame(codec.encode_connect(namespace, sid, self.pid))
         await self.namespace_connected(namespace, auth)
 
     async def count_refusal(self) -> None:
@@ -266,14 +267,22 @@ class SocketIOConsumer(SocketConsumer):
             metrics.REFUSALS.labels(result.error.code).inc()
             error = result.error
             raise ConnectRefused(error.code, {"code": error.code, "message": error.message})
-        self._welcome = await self.start_session(result.user, result.expires_at)
-        if self._welcome is None:
+        pid = auth.get("pid") if isinstance(auth, dict) else None
+        offset = auth.get("offset") if isinstance(auth, dict) else None
+        opened = await self.open_resumable(result.user, result.expires_at, pid, offset)
+        if opened is None:
             return None  # refused and closed by start_session (too many sockets)
+        self._welcome, self._resumed = opened
         return self.session.connection_id
 
     async def namespace_connected(self, namespace: str, auth: object) -> None:
         welcome, self._welcome = self._welcome, None
-        await self.send_frame(self.event_message(CONNECTED, welcome))
+        resumed, self._resumed = self._resumed, None
+        # The connected event carries an offset (the client's own when recovered, else the head),
+        # so a client that received no event before a drop can still recover (docs/socketio.md#recovery).
+        await self.send_frame(codec.event_message(CONNECTED, encode_json(envelope(CONNECTED, welcome)),
+                                                  position=resumed.offset))
+        await self.flush_resumed(resumed)
         logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
                     extra=self.log_fields("connect"))
 

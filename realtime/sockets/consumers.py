@@ -29,6 +29,7 @@ from ..server.clientaddr import client_address
 from ..server.outlets import FrameMemo, Outlet, outlet_for
 from .dispatch import DirectConsumer
 from .origins import origin_allowed
+from . import resume
 from .session import Reply, Session
 
 logger = logging.getLogger("realtime.consumers")
@@ -41,6 +42,9 @@ class SocketConsumer(DirectConsumer):
 
     protocol_name = "base"
     frame_memo = FrameMemo()  # per protocol: a fan-out frames each event once (NativeConsumer has its own)
+    pid: str | None = None  # the resumable session's id (docs/design.md#history), once connected
+    _buffer: list | None = None  # live events held while a resume replays (sockets/resume.py)
+    _last_position: str | None = None  # of the last event sent to a resumable socket
 
     def make_outlet(self, send) -> Outlet:
         """How this socket's frames reach the client: the server's outlet (``outlet_for``)."""
@@ -124,6 +128,62 @@ class SocketConsumer(DirectConsumer):
             return None
         return payload
 
+    async def open_resumable(self, user, expires_at: float | None, pid: object, offset: object):
+        """``start_session`` with a resumable session (sockets/resume.py): (connected payload,
+        Resumed), or None if refused. Live events are buffered until ``flush_resumed``."""
+        self._buffer = []
+        stored = await resume.take(pid, user, self.connection_id) if pid is not None else None
+        if stored is not None and stored.owner != self.connection_id:
+            await self.take_over(str(user.pk), stored.owner)
+        payload = await self.start_session(user, expires_at)
+        if payload is None or self.session is None:
+            self._buffer = None
+            return None
+        resumed = await resume.restore(self.session, stored, offset)
+        if not resumed.recovered:
+            resumed.offset = await resume.head()
+        self.pid = resumed.pid
+        await resume.remember(self.session, self.pid, create=not resumed.recovered)
+        payload["rooms"] = sorted(self.session.rooms)
+        payload["recovered"] = resumed.recovered
+        return payload, resumed
+
+    async def flush_resumed(self, resumed) -> None:
+        """Send the replay, then the buffered live events, by position and each once; then live."""
+        last = resumed.offset if resumed.recovered else None
+        pending = resumed.entries
+        while self._buffer is not None:
+            buffered, self._buffer = self._buffer, []
+            events = resume.merge(pending, buffered, last)
+            pending = []
+            if not events:
+                break  # nothing awaited since the swap: the (empty) buffer holds nothing new
+            for event in events:
+                await self.send_frame(self.encoded(event))
+                if event.position is not None:
+                    last = self._last_position = event.position
+        self._buffer = None
+
+    async def take_over(self, user_id: str, stale: str) -> None:
+        """The stale connection of a resumed session: no longer counted against the user's cap,
+        and told to close, on whichever process holds it."""
+        from ..publish import _send_to_rooms, control_message
+        from ..rooms import user_room
+
+        try:
+            hub = await get_hub()
+            await hub.presence.release(user_id, stale)
+        except Exception as e:
+            logger.warning("Could not release a resumed session's stale connection: %s", type(e).__name__)
+        message = control_message([user_room(user_id)], "close", reason="session_resumed", code=int(CloseCode.NORMAL),
+                                  message="The session was resumed by another connection", connection=stale)
+        await _send_to_rooms(message, message["rooms"], "control:close")
+
+    async def rooms_changed(self) -> None:
+        """The session's rooms changed: store them for a resume (one write per change)."""
+        if self.pid is not None and self.session is not None and not self.closed:
+            await resume.remember(self.session, self.pid)
+
     async def refuse_unavailable(self) -> None:
         metrics.REFUSALS.labels("unavailable").inc()
         await self.send_frame(self.error_frame(ERROR, "unavailable", Unavailable.default_message))
@@ -199,11 +259,27 @@ class SocketConsumer(DirectConsumer):
         if self.closed:
             metrics.DROPPED.labels("closed").inc()
             return False
+        buffer = self._buffer
+        if buffer is not None:
+            buffer.append(event)
+            if len(buffer) > resume.MAX_BUFFERED:
+                await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
+                return False
+            return True
+        position = event.position
+        if position is not None and self.pid is not None:
+            if position == self._last_position:
+                metrics.DROPPED.labels("duplicate").inc()
+                return True  # the same event again right after itself: sent once (docs/design.md#history)
+            self._last_position = position
         return await self.send_frame(self.encoded(event))
 
     async def control(self, message: dict) -> None:
         """A control message from any process: close this user's socket, or re-check its rooms."""
         action = message.get("action")
+        target = message.get("connection")
+        if target is not None and target != self.connection_id:
+            return  # for another socket of the user (a resumed session's stale one)
         if action == "close":
             reason = message.get("reason", "closed")
             await self.send_frame(self.error_frame(ERROR, reason, message.get("message", "The connection was closed")))
@@ -244,6 +320,17 @@ class SocketConsumer(DirectConsumer):
         raise NotImplementedError
 
 
+def resume_query(scope: dict) -> tuple[str | None, str | None]:
+    """``?resume=<sessionId>&position=<position>`` of a ``/ws/`` handshake (docs/protocol.md#resume);
+    checked by the resume itself (a bad one is a fresh session)."""
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20)
+    pid = query.get("resume", [None])[0]
+    position = query.get("position", [None])[0]
+    return pid, position
+
+
 EMPTIED_AFTER_AUTH = {"headers": (), "query_string": b""}
 
 
@@ -278,16 +365,22 @@ class NativeConsumer(SocketConsumer):
             await self.outlet.send({"type": "websocket.close"})  # HTTP 403 before the handshake
             return
         auth = self.auth
+        pid, position = resume_query(self.scope)
         forget_handshake(self.scope)
         await self.outlet.send({"type": "websocket.accept", "subprotocol": auth.subprotocol})
         if not auth.ok:
             await self.refuse(auth.error)
             return
-        payload = await self.start_session(auth.user, auth.expires_at)
-        if payload is None:
+        opened = await self.open_resumable(auth.user, auth.expires_at, pid, position)
+        if opened is None:
             return
+        payload, resumed = opened
         payload["heartbeatInterval"] = self.idle_timeout / 2
+        # docs/protocol.md#resume: the session id and the position to resume from.
+        payload["sessionId"] = self.pid
+        payload["position"] = resumed.offset
         await self.send_frame(native.encode_event(CONNECTED, payload))
+        await self.flush_resumed(resumed)
         logger.info("Connected %s user=%s protocol=%s", self.connection_id, self.user_id, self.protocol_name,
                     extra=self.log_fields("connect"))
 

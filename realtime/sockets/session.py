@@ -141,6 +141,12 @@ class Session:
             if not entry[1] and self._serial_entry is entry:
                 self._serial_entry = None
 
+    async def _rooms_changed(self) -> None:
+        """Tell the socket its rooms changed (it stores them for a resume, sockets/resume.py)."""
+        changed = getattr(self.connection, "rooms_changed", None)
+        if changed is not None and not self.closed:
+            await changed()
+
     def _joined(self, room: str) -> None:
         self.rooms.add(room)
         metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").inc()
@@ -208,12 +214,37 @@ class Session:
             forget_permissions(self.user)  # a handler may have checked them on the session's user
 
     async def subscribe(self, topic: str, data: object) -> dict:
+        want_snapshot = False
+        if isinstance(data, dict) and "snapshot" in data and topics.snapshot(topic) is not None:
+            data = dict(data)
+            want_snapshot = data.pop("snapshot")
+            if not isinstance(want_snapshot, bool):
+                raise InvalidInput("snapshot must be true or false")
+        result = await self._subscribe(topic, data)
+        if want_snapshot and result["rooms"]:
+            result["snapshot"] = await self._snapshot(topic, result["rooms"])
+        return result
+
+    async def _snapshot(self, topic: str, rooms: list[str]) -> dict:
+        """The current state of ``rooms`` and the history position read BEFORE it, after the rooms
+        were joined: every event after that position is delivered live (state may already include it)."""
+        from ..history import make_history
+
+        try:
+            position = await make_history().head()
+        except Exception:
+            position = None
+        state = await run_sync_db(topics.snapshot(topic), self.user, rooms)
+        return {"position": position, "state": state}
+
+    async def _subscribe(self, topic: str, data: object) -> dict:
         rooms = topics.get(topic)(self.user, data)
         async with self._serial():
             if self.closed:
                 raise SessionClosed()
             allowed, refused = await run_sync_db(uncached(check_rooms), self.user, rooms)
             joined = []
+            changed = False
             for room in allowed:
                 if self.closed:
                     # Closed meanwhile: stop; the close (waiting for us) leaves what was joined.
@@ -227,6 +258,9 @@ class Session:
                 await self.hub.join(self.connection, room)
                 self._joined(room)
                 joined.append(room)
+                changed = True
+            if changed:
+                await self._rooms_changed()
         return {"topic": topic, "rooms": joined, "refused": refused}
 
     async def unsubscribe(self, topic: str, data: object) -> dict:
@@ -240,6 +274,8 @@ class Session:
                     await self.hub.leave(self.connection, room)
                     self._left(room)
                     left.append(room)
+            if left:
+                await self._rooms_changed()
         return {"topic": topic, "rooms": left}
 
     async def refresh_token(self, data: object) -> dict:
@@ -282,6 +318,8 @@ class Session:
                     await self.hub.leave(self.connection, room)
                     self._left(room)
                     dropped.append(room)
+            if dropped:
+                await self._rooms_changed()
             return dropped
 
 

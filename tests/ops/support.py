@@ -44,6 +44,12 @@ class Forwarder:
                 writer.write(data)
                 await writer.drain()
 
+    def cut(self) -> None:
+        """Drop every connection through the forwarder at once (the client sees its TCP connection
+        end, with no close frame or Socket.IO DISCONNECT), and keep listening."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -34,7 +34,7 @@ async def connected(http, server, user, **kwargs) -> Polling:
     assert got[0].startswith("40{"), got
     if len(got) == 1:
         got += await p.packets()
-    name, (welcome,) = parse_event(got[1])
+    name, (welcome, *_offset) = parse_event(got[1])  # the offset of connection state recovery last
     assert name == "connected" and welcome["data"]["userId"] == str(user.pk)
     return p
 
@@ -53,7 +53,7 @@ async def test_connect_subscribe_and_receive_over_polling(http, sio_server, view
     waiting = asyncio.ensure_future(p.packets())
     await asyncio.sleep(0.2)  # the GET is waiting on the server when the event comes
     event = await database_sync_to_async(publish)("inventory:updated", {"available": 1}, ["inventory:product:9"])
-    assert await waiting == ['42["inventory:updated",' + event.json + "]"]
+    assert await waiting == ['42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"]
 
 
 async def test_packets_queued_between_polls_arrive_together(http, sio_server, viewer, sio_layer):
@@ -63,7 +63,7 @@ async def test_packets_queued_between_polls_arrive_together(http, sio_server, vi
     sent = [await database_sync_to_async(publish)("inventory:updated", {"n": n}, ["inventory:all"]) for n in range(3)]
     await asyncio.sleep(0.3)
     got = await p.packets()
-    assert got == ['42["inventory:updated",' + e.json + "]" for e in sent]
+    assert got == ['42["inventory:updated",' + e.json + ",\"" + e.position + "\"]" for e in sent]
 
 
 async def test_upgrade_to_websocket_keeps_the_session(http, sio_server, viewer, sio_layer):
@@ -79,7 +79,7 @@ async def test_upgrade_to_websocket_keeps_the_session(http, sio_server, viewer, 
     await ws.send("5")
     await asyncio.sleep(0.1)
     event = await database_sync_to_async(publish)("inventory:updated", {"via": "ws"}, ["inventory:all"])
-    assert await ws.recv() == '42["inventory:updated",' + event.json + "]"
+    assert await ws.recv() == '42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"
     status, body = await p.get()
     assert status == 400 and json.loads(body)["code"] == 3  # polling is over for this session
     await ws.send('422["subscribe:notifications"]')

@@ -51,7 +51,7 @@ async def test_async_client_subscribes_receives_a_model_change_and_uses_acks(
     level = await database_sync_to_async(make_level)(available=10)
     client = recorder.client
     await client.connect(sio_server.url, auth={"token": token_for(user)}, transports=transports, wait_timeout=5)
-    (welcome,) = await recorder.next("connected")
+    welcome, *_offset = await recorder.next("connected")  # the offset of connection state recovery last
     assert welcome["data"]["userId"] == str(user.pk)
     assert welcome["data"]["connectionId"] == client.get_sid()
 
@@ -63,14 +63,14 @@ async def test_async_client_subscribes_receives_a_model_change_and_uses_acks(
         level.save()
 
     await database_sync_to_async(restock)()  # a plain model save in Django: post_save -> publish
-    (payload,) = await recorder.next("inventory:updated")
+    payload, *_offset = await recorder.next("inventory:updated")  # the offset of connection state recovery last
     assert payload["event"] == "inventory:updated"
     assert (payload["data"]["available"], payload["data"]["previousAvailable"]) == (25, 10)
 
     reply = await client.call("inventory:update", {"inventoryItemId": level.item_id, "locationId": level.location_id,
                                                    "quantity": 30, "reason": "recount"}, timeout=5)
     assert reply["data"]["available"] == 30
-    (payload,) = await recorder.next("inventory:updated")
+    payload, *_offset = await recorder.next("inventory:updated")  # the offset of connection state recovery last
     assert payload["data"]["available"] == 30 and payload["data"]["userId"] == str(user.pk)
 
     reply = await client.call("inventory:update", {"inventoryItemId": "item-123", "quantity": 1, "reason": "x"}, timeout=5)

@@ -43,7 +43,7 @@ async def connected(sock, user) -> tuple[RawSocket, str, dict]:
     answer = await s.connect({"token": token_for(user)})
     assert answer.startswith("40{"), answer
     sid = json.loads(answer[2:])["sid"]
-    (welcome,) = await s.event("connected")
+    welcome, *_offset = await s.event("connected")  # the offset of connection state recovery last
     return s, sid, welcome
 
 
@@ -75,7 +75,7 @@ async def test_token_from_the_handshake_request(sock, viewer, via):
         s = await sock(f"token={raw}")
     answer = await s.connect()  # no auth payload
     assert answer.startswith("40{")
-    (welcome,) = await s.event("connected")
+    welcome, *_offset = await s.event("connected")  # the offset of connection state recovery last
     assert welcome["data"]["userId"] == str(viewer.pk)
 
 
@@ -120,7 +120,8 @@ async def test_subscribe_with_ack_then_the_published_event_frame(sock, viewer, s
     await s.send('421["subscribe:inventory",{"locationIds":["7"]}]')
     assert await s.recv() == '431[{"data":{"topic":"inventory","rooms":["inventory:location:7"],"refused":[]}}]'
     event = await database_sync_to_async(publish)("inventory:updated", {"available": 3}, ["inventory:location:7"])
-    assert await s.recv() == '42["inventory:updated",' + event.json + "]"
+    # The event's position in the history is its last argument (the client's recovery offset).
+    assert await s.recv() == '42["inventory:updated",' + event.json + ',"' + event.position + '"]'
 
 
 async def test_subscribe_without_ack_answers_with_the_subscribed_event(sock, viewer):

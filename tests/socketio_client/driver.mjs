@@ -5,7 +5,7 @@
 // reconnection), SIO_LIFETIME_MS (the process exits by itself after this long), SIO_KEEPER
 // (a second namespace of the same Manager, still waiting for its auth, so the Engine.IO
 // session stays open when "/" disconnects, as in an app with several namespaces).
-// Out: {type: "open"|"connect"|"upgrade"|"connect_error"|"disconnect"|"reconnect"|"event"|"ack"|"resubscribed", ...}
+// Out ("connect" carries socket.recovered): {type: "open"|"connect"|"upgrade"|"connect_error"|"disconnect"|"reconnect"|"event"|"ack"|"resubscribed", ...}
 // In:  {do: "emit", event, data?, ack?, id?} | {do: "connect", auth?} | {do: "disconnect"} | {do: "close"}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -28,7 +28,8 @@ socket.io.on("open", () => {
   engine.once("upgrade", (transport) => out({ type: "upgrade", transport: transport.name }));
 });
 socket.on("connect", () => {
-  out({ type: "connect", id: socket.id, transport: socket.io.engine.transport.name, engineId: socket.io.engine.id });
+  out({ type: "connect", id: socket.id, transport: socket.io.engine.transport.name, engineId: socket.io.engine.id,
+        recovered: socket.recovered, pid: socket._pid ?? null });
   if (resubscribe) {
     socket.timeout(5000).emit(resubscribe[0], resubscribe[1], (err, reply) =>
       out({ type: "resubscribed", error: err ? err.message : null, reply }));

@@ -1,0 +1,145 @@
+"""Resuming a ``/ws/`` session (issue #13, docs/protocol.md#resume), with a real server and a
+Python ``websockets`` client: ``?resume=<sessionId>&position=<position>`` after a cut TCP
+connection, on the same process and on another; a forged or another user's session id: a fresh one."""
+import asyncio
+import json
+import uuid
+
+from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
+import pytest
+import websockets
+
+from realtime.publish import apublish
+from tests.conftest import require_redis, token_for
+from tests.domain import make_level
+from tests.ops.support import Forwarder
+from tests.socketio.conftest import socketio_server, use_layer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+PERMS = ["inventory.view_inventorylevel"]
+EVENTS = 500
+
+
+@pytest.fixture
+def prefix(settings):
+    require_redis(django_settings.TEST_REDIS_URL)
+    name = f"rn{uuid.uuid4().hex[:10]}"
+    use_layer(settings, django_settings.TEST_REDIS_URL, name)
+    return name
+
+
+@pytest.fixture
+def servers(prefix):
+    started = []
+
+    def start(**kwargs):
+        server = socketio_server(django_settings.TEST_REDIS_URL, prefix, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def open_ws(port: int, query: str):
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/?{query}", proxy=None, open_timeout=5, ping_interval=None)
+    connected = json.loads(await ws.recv())
+    assert connected["event"] == "connected", connected
+    return ws, connected["data"]
+
+
+async def test_ws_resume_after_a_cut_delivers_every_event_once_in_order_on_any_process(servers, make_user):
+    first, second = servers(), servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    room = f"inventory:location:{level.location_id}"
+    token = token_for(user)
+    balancer = await Forwarder(first.port).start()
+    ws, hello = await open_ws(balancer.port, f"token={token}")
+    assert hello["recovered"] is False and hello["sessionId"] and hello["position"]
+    await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"locationIds": [str(level.location_id)]}, "ack": 1}))
+    assert json.loads(await ws.recv())["data"]["rooms"] == [room]
+
+    async def publisher():
+        for n in range(EVENTS):
+            await apublish("inventory:updated", {"n": n}, [room])
+            if n == EVENTS // 3:
+                balancer.target = second.port
+                balancer.cut()
+            await asyncio.sleep(0.005)
+
+    task = asyncio.ensure_future(publisher())
+    numbers, position, session = [], hello["position"], hello["sessionId"]
+    resumed = None
+    try:
+        async with asyncio.timeout(40):
+            while len(numbers) < EVENTS:
+                try:
+                    frame = json.loads(await ws.recv())
+                except websockets.ConnectionClosed:
+                    await asyncio.sleep(0.1)
+                    ws, resumed = await open_ws(balancer.port, f"token={token}&resume={session}&position={position}")
+                    continue
+                if frame.get("event") == "inventory:updated":
+                    numbers.append(frame["data"]["n"])
+                    position = frame["position"]
+        await task
+        await asyncio.sleep(0.3)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                extra = json.loads(await ws.recv())
+                numbers.append(extra)  # nothing more may come
+    finally:
+        task.cancel()
+        await ws.close()
+        await balancer.stop()
+    assert numbers == list(range(EVENTS))
+    assert resumed is not None and resumed["recovered"] is True and room in resumed["rooms"]
+    assert resumed["sessionId"] == session
+
+
+@pytest.mark.parametrize("query", ["resume=" + "x" * 40, "resume=%00%ff&position=1", "resume=" + "y" * 5000 + "&position=" + "z" * 3000,
+                                   "resume=&position=0000000000000000:1-0"])
+async def test_ws_a_forged_session_id_or_position_gets_a_fresh_session(servers, make_user, query):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    ws, hello = await open_ws(server.port, f"token={token_for(user)}&{query}")
+    assert hello["recovered"] is False and hello["rooms"] == [f"user:{user.pk}"]
+    await ws.close()
+
+
+async def test_ws_another_users_session_id_recovers_nothing(servers, make_user):
+    server = servers()
+    owner = await database_sync_to_async(make_user)(perms=PERMS)
+    thief = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    ws, hello = await open_ws(server.port, f"token={token_for(owner)}")
+    await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"locationIds": [str(level.location_id)]}, "ack": 1}))
+    await ws.recv()
+    await ws.close()
+    await apublish("inventory:updated", {"n": 0}, [f"inventory:location:{level.location_id}"])
+    other, got = await open_ws(server.port, f"token={token_for(thief)}&resume={hello['sessionId']}&position={hello['position']}")
+    assert got["recovered"] is False and got["sessionId"] != hello["sessionId"] and got["rooms"] == [f"user:{thief.pk}"]
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await other.recv()
+    await other.close()
+
+
+async def test_subscribe_with_snapshot_returns_current_levels_and_their_position(servers, make_user):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=7)
+    ws, hello = await open_ws(server.port, f"token={token_for(user)}")
+    await ws.send(json.dumps({"event": "subscribe:inventory",
+                              "data": {"locationIds": [str(level.location_id)], "snapshot": True}, "ack": 1}))
+    reply = json.loads(await ws.recv())["data"]
+    snapshot = reply["snapshot"]
+    assert snapshot["position"] and snapshot["state"]["levels"] == [
+        {"item_id": level.item_id, "location_id": level.location_id, "available": 7, "reserved": 0}]
+    await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"snapshot": "yes"}, "ack": 2}))
+    assert json.loads(await ws.recv())["error"]["code"] == "validation_error"
+    await ws.close()

@@ -1,0 +1,271 @@
+"""Connection state recovery with the real socket.io-client 4.8 (issue #13, docs/socketio.md#recovery).
+
+A publisher sends events at ~200/s to a room the client joined; the client's TCP connection is cut
+mid-stream (a forwarder drops it: no close frame, no DISCONNECT) and it reconnects by itself: every
+event arrives exactly once, in order, ``socket.recovered === true``, the room still joined without
+re-subscribing. Also to a second server process, and after the server was SIGKILLed and restarted.
+"""
+import asyncio
+import uuid
+
+from channels.db import database_sync_to_async
+import pytest
+
+from realtime.publish import apublish
+from tests.conftest import token_for
+from tests.domain import make_level
+from tests.ops.support import Forwarder
+from tests.servers import free_port
+from tests.socketio.conftest import socketio_server, use_layer
+from tests.socketio_client.node import NodeClient
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+PERMS = ["inventory.view_inventorylevel", "inventory.change_inventorylevel"]
+EVENTS = 600
+RATE = 200.0
+RECONNECT = {"transports": ["websocket"], "reconnectionDelay": 100, "reconnectionDelayMax": 300}
+
+
+@pytest.fixture
+def prefix(settings, module_redis_url):
+    name = f"rs{uuid.uuid4().hex[:10]}"
+    use_layer(settings, module_redis_url, name)
+    return name
+
+
+@pytest.fixture
+async def servers(module_redis_url, prefix):
+    started = []
+
+    def start(**kwargs):
+        server = socketio_server(module_redis_url, prefix, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+
+@pytest.fixture
+async def clients():
+    started: list[NodeClient] = []
+
+    async def start(url, options=None, **kwargs) -> NodeClient:
+        client = await NodeClient(url, options, **kwargs).start()
+        started.append(client)
+        return client
+
+    yield start
+    for client in started:
+        await client.close()
+
+
+async def subscribed_client(clients, url, user, level) -> NodeClient:
+    client = await clients(url, {"auth": {"token": token_for(user)}, **RECONNECT})
+    connect = await client.next("connect")
+    assert connect["recovered"] is False and connect["pid"]
+    welcome = await client.next("event", "connected")
+    assert isinstance(welcome["args"][-1], str)  # an offset early: a client that got no event still recovers
+    reply = await client.emit("subscribe:inventory", {"locationIds": [str(level.location_id)]}, ack=True)
+    assert reply["data"]["rooms"] == [room_of(level)]
+    return client
+
+
+def room_of(level) -> str:
+    return f"inventory:location:{level.location_id}"
+
+
+async def publish_stream(room: str, count: int, *, during=None, at: int = 0):
+    """``count`` events at ~RATE/s; ``during()`` is awaited once, after event ``at``."""
+    for n in range(count):
+        await apublish("inventory:updated", {"n": n}, [room])
+        if during is not None and n == at:
+            await during()
+        await asyncio.sleep(1 / RATE)
+
+
+async def received(client: NodeClient, count: int, timeout: float = 30.0) -> list[dict]:
+    async with asyncio.timeout(timeout):
+        while True:
+            events = [m for m in client.seen if m["type"] == "event" and m["event"] == "inventory:updated"]
+            if len(events) >= count:
+                await asyncio.sleep(0.3)  # anything more would be a duplicate
+                return [m for m in client.seen if m["type"] == "event" and m["event"] == "inventory:updated"]
+            await client._read()
+
+
+def assert_exactly_once_in_order(events: list[dict]) -> None:
+    numbers = [e["args"][0]["data"]["n"] for e in events]
+    assert numbers == list(range(EVENTS)), f"missing/duplicated: {sorted(set(range(EVENTS)) ^ set(numbers))[:20]}"
+    offsets = [e["args"][-1] for e in events]
+    assert all(isinstance(o, str) for o in offsets) and len(set(offsets)) == len(offsets)
+
+
+async def test_cut_connection_recovers_every_event_once_in_order(servers, clients, make_user):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+
+        async def cut():
+            balancer.cut()
+
+        await publish_stream(room_of(level), EVENTS, during=cut, at=EVENTS // 3)
+        assert_exactly_once_in_order(await received(client, EVENTS))
+        assert (await client.next("disconnect"))["reason"] == "transport close"
+        reconnect = await client.next("connect")
+        assert reconnect["recovered"] is True
+        assert not [m for m in client.seen if m["type"] == "resubscribed"]  # the app emitted nothing again
+    finally:
+        await balancer.stop()
+
+
+async def test_recovers_on_a_second_server_process(servers, clients, make_user):
+    first, second = servers(), servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(first.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+
+        async def move():
+            balancer.target = second.port
+            balancer.cut()
+
+        await publish_stream(room_of(level), EVENTS, during=move, at=EVENTS // 3)
+        assert_exactly_once_in_order(await received(client, EVENTS))
+        assert (await client.next("connect"))["recovered"] is True
+    finally:
+        await balancer.stop()
+
+
+async def test_recovers_after_its_server_process_is_killed_and_restarted(servers, clients, make_user):
+    port = free_port()
+    server = servers(port=port)
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    client = await subscribed_client(clients, server.url, user, level)
+
+    async def kill_and_restart():
+        server.proc.kill()  # SIGKILL: no drain, no close frame
+        server.proc.wait()
+        await asyncio.to_thread(servers, port=port)
+
+    await publish_stream(room_of(level), EVENTS, during=kill_and_restart, at=EVENTS // 3)
+    got = await received(client, EVENTS, timeout=45)
+    assert_exactly_once_in_order(got)
+    assert (await client.next("connect"))["recovered"] is True
+
+
+@pytest.mark.parametrize("forged", [
+    {"pid": "x" * 40},  # unknown
+    {"pid": "not a pid!"},
+    {"pid": "y" * 5000, "offset": "z" * 5000},  # huge
+    {"pid": 12, "offset": {"a": 1}},
+    {"offset": "0000000000000000:1-0"},  # another epoch
+])
+async def test_a_forged_or_unknown_pid_gets_a_fresh_session(servers, clients, make_user, forged):
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    client = await clients(server.url, {"auth": {"token": token_for(user), **forged}, **RECONNECT})
+    connect = await client.next("connect")
+    welcome = (await client.next("event", "connected"))["args"][0]["data"]
+    assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    assert connect["pid"] and connect["pid"] != forged.get("pid")
+
+
+async def test_another_users_pid_recovers_nothing_of_theirs(servers, clients, make_user):
+    server = servers()
+    owner = await database_sync_to_async(make_user)(perms=PERMS)
+    other = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    victim = await subscribed_client(clients, server.url, owner, level)
+    pid = victim.seen[[m["type"] for m in victim.seen].index("connect")]["pid"]
+    offset = victim.seen[[m.get("event") for m in victim.seen].index("connected")]["args"][-1]
+    await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+    thief = await clients(server.url, {"auth": {"token": token_for(other), "pid": pid, "offset": offset}, **RECONNECT})
+    assert (await thief.next("connect"))["pid"] != pid
+    welcome = (await thief.next("event", "connected"))["args"][0]["data"]
+    assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{other.pk}"]
+    await asyncio.sleep(0.5)
+    assert not [m for m in thief.seen if m.get("event") == "inventory:updated"]
+    # The owner's session is still the owner's: it goes on receiving.
+    await apublish("inventory:updated", {"n": 1}, [room_of(level)])
+    assert (await victim.next("event", "inventory:updated"))["args"][0]["data"]["n"] == 0
+
+
+async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user):
+    from realtime.accounts.revocation import revoke_tokens
+
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        balancer.target = free_port()  # nothing listens: the client retries meanwhile
+        balancer.cut()
+        await client.next("disconnect")
+        await database_sync_to_async(revoke_tokens)(user)
+        await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+        balancer.target = server.port
+        error = await client.next("connect_error", timeout=15)
+        assert error["data"]["code"] == "token_revoked"
+        assert not [m for m in client.seen if m.get("event") == "inventory:updated"]
+    finally:
+        await balancer.stop()
+
+
+async def test_beyond_the_window_it_is_a_fresh_session(servers, clients, make_user, settings):
+    server = servers(realtime={"HISTORY_WINDOW": 1.0})
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        balancer.target = free_port()
+        balancer.cut()
+        await client.next("disconnect")
+        await asyncio.sleep(2.5)  # the window (and the stored session) has passed
+        balancer.target = server.port
+        assert (await client.next("connect", timeout=15))["recovered"] is False
+        welcome = (await client.next("event", "connected"))["args"][0]["data"]
+        assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    finally:
+        await balancer.stop()
+
+
+async def test_after_redis_is_flushed_nothing_is_recovered(clients, make_user, settings):
+    import redis.asyncio as aioredis
+
+    from tests.servers import RedisProcess
+
+    private = RedisProcess().start()
+    name = f"rf{uuid.uuid4().hex[:10]}"
+    use_layer(settings, private.url, name)
+    server = socketio_server(private.url, name).start()
+    balancer = await Forwarder(server.port).start()
+    try:
+        user = await database_sync_to_async(make_user)(perms=PERMS)
+        level = await database_sync_to_async(make_level)(available=10)
+        client = await subscribed_client(clients, balancer.url, user, level)
+        await apublish("inventory:updated", {"n": 0}, [room_of(level)])
+        await client.next("event", "inventory:updated")
+        balancer.target = free_port()
+        balancer.cut()
+        await client.next("disconnect")
+        async with aioredis.from_url(private.url) as r:
+            await r.flushall()
+        balancer.target = server.port
+        assert (await client.next("connect", timeout=15))["recovered"] is False
+        welcome = (await client.next("event", "connected"))["args"][0]["data"]
+        assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+    finally:
+        await balancer.stop()
+        server.stop()
+        private.stop()
