@@ -33,8 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX": True,
     # The committing process publishes its rows right after commit (the relay is the safety net).
     "OUTBOX_SEND_ON_COMMIT": True,
-    # Server processes (manage.py serve, daphne, uvicorn) run the relay in a thread of their own.
-    "OUTBOX_RELAY_IN_SERVER": True,
+    # Server processes (manage.py serve, daphne, uvicorn) also run the relay in a thread of their
+    # own. Off by default: the relay runs in ``manage.py realtime_worker`` (docs/design.md#outbox);
+    # in a server it warns at start (a query during app setup) and fails with DATABASE_POOL.
+    "OUTBOX_RELAY_IN_SERVER": False,
     # Seconds between relay polls (SQLite; on PostgreSQL NOTIFY wakes it, this is the safety net).
     "OUTBOX_POLL_INTERVAL": 1.0,
     # Rows sent per relay pass.

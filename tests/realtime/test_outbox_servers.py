@@ -113,7 +113,8 @@ async def test_a_process_killed_right_after_commit_has_its_event_delivered_by_th
         redis_url, layer_prefix, make_user, token):
     staff = await database_sync_to_async(make_user)(is_staff=True)
     handle = f"crash-{uuid.uuid4().hex[:8]}"
-    with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix) as server:
+    relay = {"REALTIME_OUTBOX_RELAY_IN_SERVER": "true"}  # the relay in the server process
+    with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=relay) as server:
         async with websockets.connect(f"{server.ws_url}/ws/?token={token(staff)}") as ws:
             await receive_event(ws, "connected")
             assert (await command(ws, "subscribe:staff"))["data"]["rooms"] == ["staff"]
@@ -133,7 +134,7 @@ async def test_redis_down_for_30_s_during_a_burst_of_500_changes(this_process_on
     redis = RedisProcess().start()
     this_process_on(redis.url, layer_prefix)
     try:
-        env = {"REALTIME_IDLE_TIMEOUT": "600"}
+        env = {"REALTIME_IDLE_TIMEOUT": "600", "REALTIME_OUTBOX_RELAY_IN_SERVER": "true"}
         with ServerProcess(redis_url=redis.url, layer_prefix=layer_prefix, env=env) as server:
             collector = Collector(await inventory_client(server, token(viewer)))
             redis.stop()
