@@ -62,10 +62,12 @@ def send_now(using: str | None = None, events: list[Event] = ()) -> None:
     try:
         sent, reason = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
     except Exception as e:  # noqa: BLE001  the relay publishes it later
-        sent, reason = set(), type(e).__name__
+        sent, reason = {}, type(e).__name__
         logger.warning("Relaying the outbox after commit failed (%s)", reason)
     for event in events:
-        if event.id not in sent and reason:
+        if event.id in sent:
+            event.position = sent[event.id]  # what publish() returned now carries it, as without the outbox
+        elif reason:
             metrics.PUBLISH_FAILURES.labels(event.name).inc()
             publish_logger.error("Publishing %s failed: %s; the outbox relay sends it later", event.name, reason)
 
@@ -129,17 +131,17 @@ def relay_once(using: str | None = None, *, limit: int | None = None) -> int:
     return len(_relay(using or DEFAULT_DB_ALIAS, limit, fast=False)[0])
 
 
-def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[set[str], str]:
-    """One pass: (ids of the events sent, why the pass stopped short: "" if it did not)."""
+def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str | None], str]:
+    """One pass: ({id: history position} of the events sent, why the pass stopped short: "" if it did not)."""
     from .models import OutboxEvent
 
     if not _layer_ready(fast):
-        return set(), "channel layer unavailable"
+        return {}, "channel layer unavailable"
     rows = []
-    sent: list[int] = []
+    sent: list[tuple[int, str | None]] = []
     with _Lock(alias) as got:
         if not got:
-            return set(), ""  # another sender is at it
+            return {}, ""  # another sender is at it
         rows = list(
             OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
@@ -150,11 +152,11 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[set[str], str]
             sent = async_to_sync(_send_in_order)(rows)
         if sent:
             now = datetime.now(UTC)
-            OutboxEvent.objects.using(alias).filter(id__in=sent).update(published_at=now)
+            OutboxEvent.objects.using(alias).filter(id__in=[ident for ident, _ in sent]).update(published_at=now)
             created = {row[0]: row[5] for row in rows}
-            for ident in sent:
+            for ident, _ in sent:
                 metrics.OUTBOX_LAG.observe(max(0.0, (now - created[ident]).total_seconds()))
-    event_ids = {row[2] for row in rows[: len(sent)]}
+    event_ids = {row[2]: position for row, (_, position) in zip(rows, sent)}
     if len(sent) < len(rows):
         _health["down_since"] = _health["down_since"] or time.monotonic()
         _health["up_since"] = None
@@ -162,14 +164,16 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[set[str], str]
     return event_ids, ""
 
 
-async def _send_in_order(rows) -> list[int]:
+async def _send_in_order(rows) -> list[tuple[int, str | None]]:
+    """(row id, history position) of each row sent, in order, up to the first the layer refuses."""
     from .publish import _send
 
     sent = []
     for ident, name, event_id, rooms, envelope, created_at in rows:
-        if not await _send(Event(name, event_id, tuple(rooms), envelope, created_at.timestamp())):
+        event = Event(name, event_id, tuple(rooms), envelope, created_at.timestamp())
+        if not await _send(event):
             break
-        sent.append(ident)
+        sent.append((ident, event.position))
     return sent
 
 
