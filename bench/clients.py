@@ -54,7 +54,7 @@ SIO_SUBSCRIBE = '421["subscribe:inventory",{}]'  # Socket.IO EVENT with ack id 1
 PING = '{"event":"ping"}'
 CONNECT_TIMEOUT = 60.0
 # Fast path: every server keeps the publisher's key order, {"seq": .., "sentAt": ..}, compact
-# JSON (ours: realtime.events.encode_json, also inside the Socket.IO envelope).
+# JSON (ours: django_oda_realtime.events.encode_json, also inside the Socket.IO envelope).
 SEQ_RE = re.compile(r'"seq":(\d+),"sentAt":([0-9.eE+-]+)')
 
 

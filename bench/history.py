@@ -27,9 +27,9 @@ from channels_redis.core import RedisChannelLayer  # noqa: E402
 from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 import redis as redis_lib  # noqa: E402
 
-from realtime.events import Event  # noqa: E402
-from realtime.history import make_history  # noqa: E402
-from realtime.rooms import group_for  # noqa: E402
+from django_oda_realtime.events import Event  # noqa: E402
+from django_oda_realtime.history import make_history  # noqa: E402
+from django_oda_realtime.rooms import group_for  # noqa: E402
 
 ROOM = "inventory:all"
 OTHER = "inventory:location:9"

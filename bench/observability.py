@@ -69,7 +69,7 @@ def bench_endpoints(requests: int) -> None:
 
 def bench_logging(records: int) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
-    from realtime.ops.logging import JsonFormatter, PlainFormatter
+    from django_oda_realtime.ops.logging import JsonFormatter, PlainFormatter
 
     record = logging.LogRecord("realtime.consumers", logging.INFO, __file__, 1, "Connected %s user=%s protocol=%s",
                                ("5f0c" * 8, "42", "native"), None)

@@ -65,7 +65,7 @@ def main() -> None:
     from django.db import connections, transaction
     import websockets
 
-    from realtime.publish import publish
+    from django_oda_realtime.publish import publish
     from tests.servers import ServerProcess
 
     call_command("migrate", verbosity=0)

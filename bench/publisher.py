@@ -8,7 +8,7 @@ Driven over stdin/stdout like ``bench/clients.py``:
 
 Each event's data is ``{"seq": s, "sentAt": time.time()}``. Three publishers:
 
-- ``ours``: a Django-configured process calling ``realtime.apublish`` (the one
+- ``ours``: a Django-configured process calling ``django_oda_realtime.apublish`` (the one
   publish API), i.e. channels-redis ``group_send`` to the room's group.
 - ``baseline``: ``socketio.AsyncRedisManager(url, write_only=True).emit(...)``.
 - ``bare``: a Redis ``PUBLISH`` of the finished JSON frame on ``bench.bare``,
@@ -31,7 +31,7 @@ async def make_sender(kind: str, redis_url: str):
         import django
 
         django.setup()
-        from realtime import apublish
+        from django_oda_realtime import apublish
 
         async def send(seq: int, sent_at: float) -> None:
             await apublish(EVENT, {"seq": seq, "sentAt": sent_at}, [ROOM])

@@ -115,7 +115,7 @@ STACKS = {
     "baseline": Stack("baseline", [*UVICORN, "--port", "{port}", "bench.baseline_server:app"],
                       "socketio", "/socket.io/?EIO=4&transport=websocket", "baseline"),
     "bare-daphne": Stack("bare-daphne", [*DAPHNE, "-p", "{port}", "bench.bare_asgi:app"], "native", "/ws/", "bare"),
-    # the bare app through ``manage.py serve`` (realtime/server/serving.py's slimmed daphne): daphne's own share
+    # the bare app through ``manage.py serve`` (django_oda_realtime/server/serving.py's slimmed daphne): daphne's own share
     "bare-daphne-tuned": Stack("bare-daphne-tuned", [PY, "manage.py", "serve", "--port", "{port}",
                                                      "--application", "bench.bare_asgi:app"],
                                "native", "/ws/", "bare"),

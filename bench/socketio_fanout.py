@@ -94,8 +94,8 @@ class Client:
 
 
 async def measure(base: str, protocol: str, tokens: list[str], n: int, rounds: int, layer, server_pid: int) -> dict:
-    from realtime.events import Event
-    from realtime.rooms import group_for
+    from django_oda_realtime.events import Event
+    from django_oda_realtime.rooms import group_for
 
     clients = []
     for i in range(0, n, 50):

@@ -2,14 +2,14 @@
 
 The page polls ``stats/`` from whichever process the balancer picks, and each process
 knows only its own sockets. The per-user cap already keeps every open socket in Redis,
-across processes (``realtime/presence.py``: one sorted set per user of connection ids
+across processes (``django_oda_realtime/presence.py``: one sorted set per user of connection ids
 scored by their lease expiry), so the sum of unexpired entries is the number of open
 sockets of all processes. Without ``PRESENCE_REDIS_URL`` there is one process: None.
 """
 import logging
 import time
 
-from realtime.conf import rt_settings
+from django_oda_realtime.conf import rt_settings
 
 logger = logging.getLogger("dashboard.cluster")
 SCAN_BATCH = 500

@@ -23,9 +23,9 @@ from inventory import events as inventory_events
 from inventory.models import InventoryLevel
 from inventory.rooms import VIEW as VIEW_INVENTORY
 from notifications import services as notification_services
-from realtime.ops.metrics_view import snapshot
-from realtime.accounts.receivers import DASHBOARD_TOKENS_MINTED
-from realtime.accounts.tokens import PreciseAccessToken
+from django_oda_realtime.ops.metrics_view import snapshot
+from django_oda_realtime.accounts.receivers import DASHBOARD_TOKENS_MINTED
+from django_oda_realtime.accounts.tokens import PreciseAccessToken
 from shopify_sync import events as shopify_events
 from shopify_sync.models import SyncJob
 from shopify_sync.rooms import VIEW as VIEW_SYNC
@@ -126,11 +126,11 @@ def token(request: HttpRequest) -> JsonResponse:
     """A fresh access token for the logged-in staff user (the page's socket and its refreshes).
 
     The session remembers that it minted one: logging out of it revokes the user's tokens and so
-    closes these sockets (realtime/accounts/receivers.py ``logged_out``). The token's ``iat`` is precise
-    (realtime/accounts/tokens.py): after logging in again, the new page's token works at once."""
+    closes these sockets (django_oda_realtime/accounts/receivers.py ``logged_out``). The token's ``iat`` is precise
+    (django_oda_realtime/accounts/tokens.py): after logging in again, the new page's token works at once."""
     access = PreciseAccessToken.for_user(request.user)
     if not request.session.get(DASHBOARD_TOKENS_MINTED):
-        request.session[DASHBOARD_TOKENS_MINTED] = True  # its logout must end them (realtime/accounts/receivers.py)
+        request.session[DASHBOARD_TOKENS_MINTED] = True  # its logout must end them (django_oda_realtime/accounts/receivers.py)
     return JsonResponse({"token": str(access), "expiresAt": access["exp"]})
 
 

@@ -1,7 +1,7 @@
 """Inventory in the admin. A level saved here emits ``inventory:updated`` (post_save) with the admin user."""
 from django.contrib import admin, messages
 
-from realtime.exceptions import CommandError
+from django_oda_realtime.exceptions import CommandError
 
 from . import services
 from .errors import InventoryError

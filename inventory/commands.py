@@ -7,8 +7,8 @@ writes nothing. Failures reach the caller as ``inventory:updateError`` /
 """
 import functools
 
-from realtime import commands
-from realtime.exceptions import CommandError, PermissionDenied
+from django_oda_realtime import commands
+from django_oda_realtime.exceptions import CommandError, PermissionDenied
 
 from . import events, services
 from .errors import InventoryError

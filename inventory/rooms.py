@@ -1,7 +1,7 @@
 """Inventory rooms and the ``subscribe:inventory`` topic, registered with realtime."""
-from realtime.permissions import has_perm, policy
-from realtime.rooms import room
-from realtime.subscriptions import expect_mapping, id_list, topics
+from django_oda_realtime.permissions import has_perm, policy
+from django_oda_realtime.rooms import room
+from django_oda_realtime.subscriptions import expect_mapping, id_list, topics
 
 VIEW = "inventory.view_inventorylevel"
 ALL = "inventory:all"

@@ -1,7 +1,7 @@
 """The contract of the inventory events and commands (docs/events.md, Inventory; docs/contract.md)."""
-from realtime.contract import describe_command, describe_topic, register_event
-from realtime.contract.builtin import ERROR_DATA
-from realtime.contract.schema import DATETIME, ID, ID_ARG, array, boolean, integer, nullable, obj, string
+from django_oda_realtime.contract import describe_command, describe_topic, register_event
+from django_oda_realtime.contract.builtin import ERROR_DATA
+from django_oda_realtime.contract.schema import DATETIME, ID, ID_ARG, array, boolean, integer, nullable, obj, string
 
 from . import events
 from .models import Reservation, StockMovement

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from realtime.exceptions import CommandError, NotFound
+from django_oda_realtime.exceptions import CommandError, NotFound
 from shopify_sync.mapping import on_hand
 
 from . import signals

@@ -7,7 +7,7 @@ strings); unknown fields are refused. Everything wrong raises ``InvalidInput``.
 from dataclasses import dataclass
 import re
 
-from realtime.exceptions import InvalidInput
+from django_oda_realtime.exceptions import InvalidInput
 
 MAX_QUANTITY = 1_000_000
 MAX_ID = 2**63 - 1

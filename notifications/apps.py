@@ -5,9 +5,9 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from realtime import Broadcast
-        from realtime.connected import register_connected_extra
-        from realtime.contract.schema import integer
+        from django_oda_realtime import Broadcast
+        from django_oda_realtime.connected import register_connected_extra
+        from django_oda_realtime.contract.schema import integer
 
         from . import commands, events, inbox, jobs, receivers, rooms  # noqa: F401  (receivers connect on import)
 

@@ -1,7 +1,7 @@
 """The client command ``notifications:unread`` (registered in ``apps.ready``): the unread notifications
 of the caller's inbox over the socket, like ``GET /api/notifications/?unread=true`` (docs/notifications.md)."""
-from realtime import commands
-from realtime.exceptions import InvalidInput
+from django_oda_realtime import commands
+from django_oda_realtime.exceptions import InvalidInput
 
 from . import inbox
 

@@ -2,9 +2,9 @@
 
 Every notification is the event ``notification``; its envelope ``type`` is the kind.
 """
-from realtime.conf import rt_settings
-from realtime.events import NOTIFICATION
-from realtime.rooms import notifications_room, user_room
+from django_oda_realtime.conf import rt_settings
+from django_oda_realtime.events import NOTIFICATION
+from django_oda_realtime.rooms import notifications_room, user_room
 
 from .rooms import STAFF
 

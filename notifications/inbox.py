@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from realtime import publish
-from realtime.conf import rt_settings
-from realtime.events import encode_json
-from realtime.rooms import user_room
+from django_oda_realtime import publish
+from django_oda_realtime.conf import rt_settings
+from django_oda_realtime.events import encode_json
+from django_oda_realtime.rooms import user_room
 
 from .models import BroadcastRead, Notification
 

@@ -1,5 +1,5 @@
 """The notifications' jobs in the one background worker (docs/notifications.md, *Worker jobs*)."""
-from realtime import worker
+from django_oda_realtime import worker
 
 
 def register() -> None:

@@ -5,7 +5,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db import transaction
 from django.dispatch import receiver
 
-from realtime import publish
+from django_oda_realtime import publish
 
 from . import events, inbox, services, signals, webpush
 

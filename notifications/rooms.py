@@ -2,8 +2,8 @@
 
 Logins, logouts and failed logins name people: only staff accounts may join.
 """
-from realtime.permissions import policy
-from realtime.subscriptions import expect_mapping, topics
+from django_oda_realtime.permissions import policy
+from django_oda_realtime.subscriptions import expect_mapping, topics
 
 STAFF = "staff"
 

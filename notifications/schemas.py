@@ -1,7 +1,7 @@
 """The contract of ``notification`` (one data schema per type) and ``subscribe:staff`` (docs/events.md,
 Notifications; docs/contract.md)."""
-from realtime.contract import describe_command, describe_topic, register_event
-from realtime.contract.schema import ANY, DATETIME, ID, array, boolean, integer, mapping, nullable, obj, string
+from django_oda_realtime.contract import describe_command, describe_topic, register_event
+from django_oda_realtime.contract.schema import ANY, DATETIME, ID, array, boolean, integer, mapping, nullable, obj, string
 
 from . import events
 from .commands import MAX_LIMIT, NOTIFICATIONS_UNREAD

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from realtime.auth import RevocationAwareJWTAuthentication
+from django_oda_realtime.auth import RevocationAwareJWTAuthentication
 
 from . import inbox, webpush
 from .models import PushPreference, PushSubscription

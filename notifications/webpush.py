@@ -3,7 +3,7 @@ notifications to users who are not connected, by the background worker.
 
 A notification is queued (``PushDelivery``) in the transaction that stores it, for each subscription
 of its users whose push preference for the kind is on. The worker's job ``deliver_due`` sends what is
-due, unless the user has a socket open (presence counts across processes, realtime/presence.py) or a
+due, unless the user has a socket open (presence counts across processes, django_oda_realtime/presence.py) or a
 resumable session (``has_resumable_session``): then the socket, or the replay on resume, delivers it,
 and nobody gets both. Payloads are encrypted per RFC 8291 (aes128gcm) and signed with VAPID (RFC 8292)
 by pywebpush. A push service's 404/410 means the subscription is gone: it is deleted. 429, 5xx and
@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 import requests
 
-from realtime.conf import rt_settings
+from django_oda_realtime.conf import rt_settings
 
 from .models import Notification, PushDelivery, PushPreference, PushSubscription
 
@@ -105,7 +105,7 @@ def has_resumable_session(user_id) -> bool:
 
 @cache
 def _presence():
-    from realtime.presence import RedisPresence, make_presence
+    from django_oda_realtime.presence import RedisPresence, make_presence
 
     presence = make_presence()
     if not isinstance(presence, RedisPresence):

@@ -9,7 +9,7 @@ django_asgi_app = get_asgi_application()
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from realtime.routing import application_for  # noqa: E402  (needs the app registry)
+from django_oda_realtime.routing import application_for  # noqa: E402  (needs the app registry)
 
 if settings.SERVE_STATIC:
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)

@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
     "channels",
-    "realtime",
+    "django_oda_realtime",
     "inventory",
     "orders",
     "shopify_sync",
@@ -173,8 +173,8 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # One prefix for every Redis channel, group and key of the add-on: REALTIME_REDIS_PREFIX
 # (CHANNEL_LAYER_PREFIX, its older name), else derived from the database and the Redis database
-# number, so deployments sharing a Redis never hear each other (realtime/isolation.py).
-from realtime.isolation import checked_prefix, deployment_prefix  # noqa: E402
+# number, so deployments sharing a Redis never hear each other (django_oda_realtime/isolation.py).
+from django_oda_realtime.isolation import checked_prefix, deployment_prefix  # noqa: E402
 
 REDIS_PREFIX = checked_prefix(
     os.environ.get("REALTIME_REDIS_PREFIX") or os.environ.get("CHANNEL_LAYER_PREFIX")
@@ -240,7 +240,7 @@ REALTIME = {
     "REDIS_PREFIX": REDIS_PREFIX,
 }
 # Any other realtime setting from REALTIME_<NAME> (JSON values: numbers, lists), e.g.
-# REALTIME_IDLE_TIMEOUT=90. See realtime/conf.py for the names and defaults.
+# REALTIME_IDLE_TIMEOUT=90. See django_oda_realtime/conf.py for the names and defaults.
 for _name, _value in os.environ.items():
     if _name.startswith("REALTIME_") and _name not in (
         "REALTIME_ALLOWED_ORIGINS", "REALTIME_CHANNEL_LAYER", "REALTIME_REDIS_PREFIX"
@@ -269,13 +269,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "redact": {"()": "realtime.ops.logging.RedactSecretsFilter"},
-        "request": {"()": "realtime.server.accesslog.RequestContextFilter"},  # request_id on a request's records
-        "throttle": {"()": "realtime.ops.logging.RepeatThrottleFilter", "interval": 60.0},
+        "redact": {"()": "django_oda_realtime.ops.logging.RedactSecretsFilter"},
+        "request": {"()": "django_oda_realtime.server.accesslog.RequestContextFilter"},  # request_id on a request's records
+        "throttle": {"()": "django_oda_realtime.ops.logging.RepeatThrottleFilter", "interval": 60.0},
     },
     "formatters": {
-        "plain": {"class": "realtime.ops.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"class": "realtime.ops.logging.JsonFormatter"},
+        "plain": {"class": "django_oda_realtime.ops.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"class": "django_oda_realtime.ops.logging.JsonFormatter"},
     },
     "handlers": {
         # stdout, with the access log (docs/observability.md): one stream for a log pipeline.

@@ -1,7 +1,7 @@
 """Orders in the admin: states change only through actions, which run the checked transitions."""
 from django.contrib import admin, messages
 
-from realtime.exceptions import CommandError
+from django_oda_realtime.exceptions import CommandError
 
 from . import services
 from .lifecycle import FulfillmentStatus, PaymentStatus, Status

@@ -11,7 +11,7 @@ fulfillment:  unfulfilled -> partial | fulfilled; partial -> fulfilled;
 """
 from django.db import models
 
-from realtime.exceptions import CommandError
+from django_oda_realtime.exceptions import CommandError
 
 
 class InvalidTransition(CommandError):

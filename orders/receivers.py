@@ -6,7 +6,7 @@
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from realtime import publish
+from django_oda_realtime import publish
 
 from . import events, services, signals
 from .models import Order

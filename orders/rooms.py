@@ -1,8 +1,8 @@
 """Order rooms and the ``subscribe:orders`` topic, registered with realtime."""
-from realtime.exceptions import InvalidInput
-from realtime.permissions import has_perm, policy
-from realtime.rooms import normalize_id, room
-from realtime.subscriptions import expect_mapping, topics
+from django_oda_realtime.exceptions import InvalidInput
+from django_oda_realtime.permissions import has_perm, policy
+from django_oda_realtime.rooms import normalize_id, room
+from django_oda_realtime.subscriptions import expect_mapping, topics
 
 VIEW = "orders.view_order"
 ALL = "orders:all"

@@ -1,6 +1,6 @@
 """The contract of ``order:updated`` and ``subscribe:orders`` (docs/events.md, Orders; docs/contract.md)."""
-from realtime.contract import describe_topic, register_event
-from realtime.contract.schema import DATETIME, ID, ID_ARG, boolean, mapping, nullable, obj, string
+from django_oda_realtime.contract import describe_topic, register_event
+from django_oda_realtime.contract.schema import DATETIME, ID, ID_ARG, boolean, mapping, nullable, obj, string
 
 from . import events
 from .lifecycle import FulfillmentStatus, PaymentStatus, Status

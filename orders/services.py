@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.exceptions import NotFound
+from django_oda_realtime.exceptions import NotFound
 
 from . import lifecycle, signals
 from .models import STATE_FIELDS, TRACKED_FIELDS, Customer, Order, OrderHistory, OrderLine

@@ -9,7 +9,7 @@ class ShopifySyncConfig(AppConfig):
         from . import receivers, rooms  # noqa: F401  (receivers connect on import)
 
         rooms.register()
-        from realtime import worker
+        from django_oda_realtime import worker
 
         from . import processing
 

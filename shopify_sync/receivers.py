@@ -1,7 +1,7 @@
 """Sync and webhook signals -> one ``publish`` each, to ``shopify:all``."""
 from django.dispatch import receiver
 
-from realtime import publish
+from django_oda_realtime import publish
 
 from . import events, signals
 

@@ -1,6 +1,6 @@
 """The ``shopify:all`` room and the ``subscribe:shopify`` topic."""
-from realtime.permissions import has_perm, policy
-from realtime.subscriptions import expect_mapping, topics
+from django_oda_realtime.permissions import has_perm, policy
+from django_oda_realtime.subscriptions import expect_mapping, topics
 
 VIEW = "shopify_sync.view_syncjob"
 ALL = "shopify:all"

@@ -1,6 +1,6 @@
 """The contract of the Shopify sync events (docs/events.md, Shopify sync; docs/contract.md)."""
-from realtime.contract import describe_topic, register_event
-from realtime.contract.schema import DATETIME, ID, array, integer, mapping, nullable, number, obj, string
+from django_oda_realtime.contract import describe_topic, register_event
+from django_oda_realtime.contract.schema import DATETIME, ID, array, integer, mapping, nullable, number, obj, string
 
 from . import events
 from .models import SyncJob

@@ -11,7 +11,7 @@ import pytest
 import redis as redis_lib
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime.hub import current_hub
+from django_oda_realtime.hub import current_hub
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +26,9 @@ def fresh_channel_layers():
 def restore_registries():
     """Commands, topics and room kinds a test registers are gone after it: the registries are
     global, and the contract tests check that every registration is described."""
-    from realtime.commands import registry
-    from realtime.permissions import policy
-    from realtime.subscriptions import topics
+    from django_oda_realtime.commands import registry
+    from django_oda_realtime.permissions import policy
+    from django_oda_realtime.subscriptions import topics
 
     saved = [(obj, attr, dict(getattr(obj, attr)))
              for obj, attr in ((registry, "_commands"), (topics, "_topics"), (policy, "_kinds"))]
@@ -230,7 +230,7 @@ def close_worker_thread_connections(django_db_setup):
 def published_events_match_contract():
     """Every event the apps publish during a test matches its schema in the event contract
     (docs/contract.md); events built by test code itself are not checked."""
-    from realtime.contract.testing import PublishedEventChecker
+    from django_oda_realtime.contract.testing import PublishedEventChecker
 
     with PublishedEventChecker() as checker:
         yield checker

@@ -86,7 +86,7 @@ class ServerProcess:
             REALTIME_PRESENCE_PREFIX=f"presence-{self.layer_prefix}",
             PYTHONUNBUFFERED="1",
             REALTIME_ALLOWED_ORIGINS="https://shop.example.com",
-            # stop() sends SIGTERM: a short graceful drain (realtime/server/drain.py) keeps test runs quick.
+            # stop() sends SIGTERM: a short graceful drain (django_oda_realtime/server/drain.py) keeps test runs quick.
             REALTIME_DRAIN_SECONDS="0.5",
         )
         env.pop("REDIS_URL", None)

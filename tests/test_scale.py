@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from realtime import apublish
-from realtime.rooms import group_for
+from django_oda_realtime import apublish
+from django_oda_realtime.rooms import group_for
 from tests.realtime.test_cross_process import command, receive_event
 from tests.servers import ServerProcess
 

@@ -1,9 +1,9 @@
-"""The background worker's registry and loop (realtime/worker.py)."""
+"""The background worker's registry and loop (django_oda_realtime/worker.py)."""
 import threading
 
 import pytest
 
-from realtime import worker
+from django_oda_realtime import worker
 
 
 @pytest.fixture

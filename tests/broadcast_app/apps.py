@@ -9,8 +9,8 @@ class ReturnsConfig(AppConfig):
 
     def ready(self):
         # -- tutorial: start
-        from realtime import Broadcast
-        from realtime.contract.schema import ID, obj, string
+        from django_oda_realtime import Broadcast
+        from django_oda_realtime.contract.schema import ID, obj, string
 
         from .models import Return
 

@@ -1,13 +1,13 @@
 """The rest of the worked app of docs/extending.md: a room per customer, a broadcast of every change, a command."""
 from django.db import transaction
 
-from realtime import Broadcast, commands
-from realtime.contract import describe_command, register_event
-from realtime.contract.builtin import ERROR_DATA
-from realtime.contract.schema import ID, ID_ARG, nullable, obj, string
-from realtime.exceptions import InvalidInput, NotFound, PermissionDenied
-from realtime.rooms import normalize_id
-from realtime.subscriptions import expect_mapping
+from django_oda_realtime import Broadcast, commands
+from django_oda_realtime.contract import describe_command, register_event
+from django_oda_realtime.contract.builtin import ERROR_DATA
+from django_oda_realtime.contract.schema import ID, ID_ARG, nullable, obj, string
+from django_oda_realtime.exceptions import InvalidInput, NotFound, PermissionDenied
+from django_oda_realtime.rooms import normalize_id
+from django_oda_realtime.subscriptions import expect_mapping
 
 from .models import Return
 

@@ -2,7 +2,7 @@
 read (issue #11: daphne read a 300 MiB POST into temp files before the view's 413).
 
 Raw sockets against a real ``manage.py serve``: these tests go through daphne's and Twisted's HTTP
-parser, where the limit hooks in (realtime/server/serving.py ``BodyLimitedRequest``), so a daphne or
+parser, where the limit hooks in (django_oda_realtime/server/serving.py ``BodyLimitedRequest``), so a daphne or
 Twisted upgrade that stops calling those hooks fails them.
 """
 from datetime import datetime, timezone

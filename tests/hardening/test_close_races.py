@@ -14,10 +14,10 @@ from django.contrib.auth.models import Permission
 import pytest
 import redis as redis_lib
 
-from realtime import metrics
-from realtime.exceptions import CloseCode
-from realtime.hub import current_hub
-from realtime.rooms import group_for
+from django_oda_realtime import metrics
+from django_oda_realtime.exceptions import CloseCode
+from django_oda_realtime.hub import current_hub
+from django_oda_realtime.rooms import group_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 

@@ -16,7 +16,7 @@ import pytest
 import redis as redis_lib
 import websockets
 
-from realtime import apublish
+from django_oda_realtime import apublish
 from tests.hardening.support import (
     command, connected, receive_event, wait_for, ws_connect,
 )
@@ -159,7 +159,7 @@ def test_saves_and_requests_succeed_promptly_when_redis_is_down_or_hung(
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from inventory.models import InventoryLevel
-    from realtime.models import TokenRevocation
+    from django_oda_realtime.models import TokenRevocation
     from tests.domain import make_level
 
     hung = HungServer() if mode == "hung" else None

@@ -16,10 +16,10 @@ import pytest
 
 import oda_realtime.asgi  # noqa: F401  (Django configures logging on this import: at collection, not
 # in a test's call phase, where it would drop pytest's capture handler and hide errors from caplog)
-from realtime.commands import registry
-from realtime.exceptions import ProtocolError
-from realtime.protocol import native
-from realtime.subscriptions import topics
+from django_oda_realtime.commands import registry
+from django_oda_realtime.exceptions import ProtocolError
+from django_oda_realtime.protocol import native
+from django_oda_realtime.subscriptions import topics
 
 FUZZ = hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -105,7 +105,7 @@ def test_the_native_decoder_on_json_objects(obj):
     assert msg.event == obj["event"] and msg.data == obj.get("data")
 
 
-socketio = pytest.importorskip("realtime.protocol.socketio")
+socketio = pytest.importorskip("django_oda_realtime.protocol.socketio")
 
 
 @FUZZ
@@ -348,7 +348,7 @@ async def sio_socket(generous_limits, make_user, token, connect):
 async def test_generated_socketio_events_never_break_the_consumer(sio_socket, caplog, frames):
     """Well-formed EVENT packets, any name, any arguments: an answer or an error event, the socket stays
     (nested deeper than 32 levels is a protocol error, which Socket.IO answers with a close: not generated)."""
-    from realtime.protocol import nested_deeper_than
+    from django_oda_realtime.protocol import nested_deeper_than
 
     sock = sio_socket
     for frame in frames:
@@ -367,6 +367,7 @@ async def test_generated_socketio_events_never_break_the_consumer(sio_socket, ca
 @hsettings(FUZZ, max_examples=30)
 @given(frame=st.one_of(st.text(min_size=1, max_size=100), socketio_texts.filter(bool), st.binary(min_size=1, max_size=50)))
 @example(frame="451-" + json.dumps(["nope", {"_placeholder": True, "num": 0}]))
+@example(frame=b"1")  # binary, not an Engine.IO CLOSE
 async def test_any_frame_gets_an_answer_or_a_protocol_close_never_a_crash(generous_limits, make_user, token,
                                                                            caplog, frame):
     user = await database_sync_to_async(make_user)()
@@ -382,8 +383,9 @@ async def test_any_frame_gets_an_answer_or_a_protocol_close_never_a_crash(genero
         await sock.comm.disconnect()
     last = answer[-1]
     if isinstance(last, int):
-        # A malformed packet: Socket.IO's rule is to close. Engine.IO CLOSE ("1") is a normal close.
-        assert last == (1000 if frame[:1] in ("1", b"1") else 4010), (frame, answer)
+        # A malformed packet: Socket.IO's rule is to close. Engine.IO CLOSE ("1") is a normal close;
+        # a binary frame is never an Engine.IO packet type (EIO 4 sends binary as raw attachment data).
+        assert last == (1000 if isinstance(frame, str) and frame[:1] == "1" else 4010), (frame, answer)
     else:
         assert last.startswith("4377[")
     for got in answer[:-1]:

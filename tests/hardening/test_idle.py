@@ -9,8 +9,8 @@ import time
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime.events import Event
-from realtime.rooms import group_for
+from django_oda_realtime.events import Event
+from django_oda_realtime.rooms import group_for
 from tests.hardening.support import connected, frames_until_close, hardened_server, receive_event
 from tests.servers import redis_layers
 
@@ -71,7 +71,7 @@ async def test_a_quiet_process_re_joins_its_groups_before_they_expire(settings, 
     that long must still re-join, or its sockets stay open but deaf. Here: expiry 2 s, refresh 1 s."""
     from channels.layers import channel_layers
 
-    from realtime import apublish, hub
+    from django_oda_realtime import apublish, hub
 
     monkeypatch.setattr(hub, "GROUP_REFRESH_SECONDS", 1.0)
     settings.CHANNEL_LAYERS = {"default": {

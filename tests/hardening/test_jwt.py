@@ -16,7 +16,7 @@ import jwt
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from realtime.exceptions import AuthError
+from django_oda_realtime.exceptions import AuthError
 from tests.realtime.test_auth import refused
 
 pytestmark = [

@@ -17,7 +17,7 @@ from tests.hardening.support import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 LIMITS = {"RATE_LIMIT_RATE": 5, "RATE_LIMIT_BURST": 10, "RATE_LIMIT_CLOSE_AFTER": 20, "MAX_CONNECTIONS_PER_USER": 2}
-MAX_MESSAGE_BYTES = 64 * 1024  # realtime.conf default
+MAX_MESSAGE_BYTES = 64 * 1024  # django_oda_realtime.conf default
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from realtime.accounts.throttling import ACCOUNT, ADDRESS, AuthThrottle, Backoff, MemoryStore, RedisStore, address_subject
+from django_oda_realtime.accounts.throttling import ACCOUNT, ADDRESS, AuthThrottle, Backoff, MemoryStore, RedisStore, address_subject
 from tests.servers import ServerProcess
 
 PASSWORD = "right-pass-123"

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group, Permission
 import pytest
 
-from realtime import apublish
+from django_oda_realtime import apublish
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime.accounts.revocation import revoke_tokens
+from django_oda_realtime.accounts.revocation import revoke_tokens
 from tests.conftest import token_for
 from tests.domain import make_level
 from tests.socketio.conftest import socketio_server

@@ -3,7 +3,7 @@
 simplejwt's refresh view checks only its blacklist, so a refresh token other than the one sent
 to logout, or one issued before a password change, kept refreshing. The refresh endpoint now
 checks the user (deleted, inactive) and the user's revocation time against the token's ``iat``.
-The tokens our endpoints mint carry ``iat`` to the microsecond (realtime/accounts/tokens.py): a login in
+The tokens our endpoints mint carry ``iat`` to the microsecond (django_oda_realtime/accounts/tokens.py): a login in
 the very second of a logout works, every token from before the logout stays refused.
 
 HTTP through DRF's test client on the real views and PostgreSQL; sockets on the ASGI app.
@@ -207,8 +207,8 @@ def test_a_revocation_time_never_moves_back(user):
 
     from django.utils import timezone
 
-    from realtime.models import TokenRevocation
-    from realtime.accounts.revocation import revoke_tokens
+    from django_oda_realtime.models import TokenRevocation
+    from django_oda_realtime.accounts.revocation import revoke_tokens
 
     later = timezone.now() + timedelta(seconds=5)
     TokenRevocation.objects.create(user=user, not_before=later)

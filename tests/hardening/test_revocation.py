@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group, Permission
 import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from realtime import apublish
-from realtime.accounts.tokens import PreciseRefreshToken
+from django_oda_realtime import apublish
+from django_oda_realtime.accounts.tokens import PreciseRefreshToken
 from tests.hardening.support import (
     command, connected, frames_until_close, hardened_server, http, receive_event, ws_connect,
 )
@@ -76,7 +76,7 @@ async def test_logout_closes_every_socket_of_the_user_on_every_process(servers, 
     status, _ = await http("POST", f"{a.url}/api/auth/token/refresh/", {"refresh": str(refresh)})
     assert status == 401
     # Logging in again at once gives a token that works: our endpoints mint ``iat`` to the
-    # microsecond (realtime/accounts/tokens.py), so it orders after the logout even in the same second.
+    # microsecond (django_oda_realtime/accounts/tokens.py), so it orders after the logout even in the same second.
     fresh = await database_sync_to_async(lambda: str(PreciseRefreshToken.for_user(user).access_token))()
     again = await connected(b, fresh)
     assert "data" in await command(again, "ping")

@@ -15,10 +15,10 @@ from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 import pytest
 
-from realtime.hub import Hub
-from realtime.accounts.revocation import revoke_tokens
-from realtime.rooms import user_room
-from realtime.accounts.tokens import PreciseRefreshToken
+from django_oda_realtime.hub import Hub
+from django_oda_realtime.accounts.revocation import revoke_tokens
+from django_oda_realtime.rooms import user_room
+from django_oda_realtime.accounts.tokens import PreciseRefreshToken
 from tests.hardening.support import connected, frames_until_close, http
 from tests.servers import RedisProcess, ServerProcess
 
@@ -91,7 +91,7 @@ async def test_a_revocation_written_without_its_message_closes_the_socket(settin
     """A ``TokenRevocation`` row whose close message never went out (Redis down, another tool)."""
     from django.utils import timezone
 
-    from realtime.models import TokenRevocation
+    from django_oda_realtime.models import TokenRevocation
 
     settings.REALTIME = {**getattr(settings, "REALTIME", {}), "REVOCATION_RECHECK_INTERVAL": 1}
     user = await database_sync_to_async(make_user)()
@@ -148,7 +148,7 @@ async def test_a_refreshed_socket_is_judged_by_its_new_token(settings, redis_lay
     # before the re-check runs: the socket now holds a token issued after the revocation.
     from django.utils import timezone
 
-    from realtime.models import TokenRevocation
+    from django_oda_realtime.models import TokenRevocation
 
     await database_sync_to_async(TokenRevocation.objects.create)(user=user, not_before=timezone.now())
     second = await database_sync_to_async(login)()
@@ -163,8 +163,8 @@ def test_the_periodic_recheck_reads_all_users_in_one_query_per_batch(make_user, 
     """Bounded cost: one query per ``RECHECK_BATCH`` distinct users, whatever the number of sockets."""
     from django.utils import timezone
 
-    from realtime.accounts import revocation
-    from realtime.models import TokenRevocation
+    from django_oda_realtime.accounts import revocation
+    from django_oda_realtime.models import TokenRevocation
 
     users = [make_user() for _ in range(5)]
     users[1].is_active = False

@@ -13,7 +13,7 @@ from django.utils import timezone
 import pytest
 import websockets
 
-from realtime.models import TokenRevocation
+from django_oda_realtime.models import TokenRevocation
 from tests.conftest import token_for
 from tests.socketio.conftest import socketio_server
 from tests.socketio.wire import RawSocket, parse_event

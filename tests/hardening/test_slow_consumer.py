@@ -14,7 +14,7 @@ import time
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime import apublish
+from django_oda_realtime import apublish
 from tests.hardening.support import (
     client_frame, connected, peer_gone, raw_websocket, receive_event, rss_mb, wait_for,
 )

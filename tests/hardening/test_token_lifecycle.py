@@ -52,7 +52,7 @@ async def test_a_short_lived_token_is_warned_then_closed_at_expiry(server, make_
 
 
 async def test_refresh_in_band_outlives_the_first_token_and_binds_to_the_new_one(server, make_user, module_layer):
-    from realtime import apublish
+    from django_oda_realtime import apublish
 
     user = await database_sync_to_async(make_user)()
     first = short_token(user, 3)

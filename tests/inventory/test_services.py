@@ -8,7 +8,7 @@ import pytest
 
 from inventory import services
 from inventory.models import InventoryLevel, Reservation, StockMovement
-from realtime.exceptions import NotFound
+from django_oda_realtime.exceptions import NotFound
 from tests.domain import make_level
 
 pytestmark = pytest.mark.django_db

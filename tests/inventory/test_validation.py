@@ -2,7 +2,7 @@
 import pytest
 
 from inventory.validation import MAX_QUANTITY, parse_reserve, parse_update
-from realtime.exceptions import InvalidInput
+from django_oda_realtime.exceptions import InvalidInput
 
 GOOD = {"inventoryItemId": "12", "quantity": 5, "reason": "Count"}
 

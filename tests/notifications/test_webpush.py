@@ -178,7 +178,7 @@ def test_bad_preferences_are_400(ada, body):
 
 @pytest.mark.redis
 async def test_no_push_while_the_user_has_a_socket_open(vapid, push, ada, settings, redis_url, layer_prefix, connect):
-    # Presence across processes (realtime/presence.py): the worker sees this socket in Redis.
+    # Presence across processes (django_oda_realtime/presence.py): the worker sees this socket in Redis.
     settings.REALTIME = {**settings.REALTIME, "PRESENCE_REDIS_URL": redis_url, "PRESENCE_PREFIX": f"p-{layer_prefix}"}
     webpush._presence.cache_clear()
     try:

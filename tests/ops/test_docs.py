@@ -25,7 +25,7 @@ def test_every_client_example_subscribes_on_connect():
 
 def reasons_in_code() -> set[str]:
     """Every refusal or close reason string the server sends (auth errors and consumers' closes)."""
-    source = "".join((ROOT / "realtime" / name).read_text()
+    source = "".join((ROOT / "django_oda_realtime" / name).read_text()
                      for name in ("auth.py", "sockets/consumers.py", "socketio/consumer.py", "accounts/receivers.py", "server/drain.py"))
     reasons = set(re.findall(r'AuthError\("([a-z_]+)"', source))
     reasons |= set(re.findall(r'close\(CloseCode\.[A-Z_]+, "([a-z_]+)"', source))

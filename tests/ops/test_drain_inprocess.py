@@ -1,8 +1,8 @@
-"""``realtime.server.drain.drain()`` in this process: what a drain does to a socket, and what it counts."""
+"""``django_oda_realtime.server.drain.drain()`` in this process: what a drain does to a socket, and what it counts."""
 import pytest
 
-from realtime import metrics
-from realtime.server import drain
+from django_oda_realtime import metrics
+from django_oda_realtime.server import drain
 
 
 @pytest.fixture

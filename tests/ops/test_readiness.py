@@ -1,8 +1,8 @@
-"""``/readyz`` during a drain (realtime/server/drain.py): 503 ``draining`` at once, whatever the checks say."""
+"""``/readyz`` during a drain (django_oda_realtime/server/drain.py): 503 ``draining`` at once, whatever the checks say."""
 from django.test import AsyncClient
 import pytest
 
-from realtime.server import drain
+from django_oda_realtime.server import drain
 
 
 @pytest.fixture

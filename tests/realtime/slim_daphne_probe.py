@@ -1,6 +1,6 @@
 """``python -m tests.realtime.slim_daphne_probe slim|stock``: one WebSocket through daphne, in process.
 
-Runs daphne's ``Server`` (``stock``) or ``realtime.server.serving.SlimServer`` (``slim``) in
+Runs daphne's ``Server`` (``stock``) or ``django_oda_realtime.server.serving.SlimServer`` (``slim``) in
 this process with a small echo application, connects one client with a
 ``?token=`` query string, and prints one JSON line: what the application received
 (in order), what the client received, and what the server still holds once the
@@ -19,7 +19,7 @@ from daphne.server import Server
 from twisted.internet import reactor
 import websockets
 
-from realtime.server.serving import SlimServer
+from django_oda_realtime.server.serving import SlimServer
 
 TOKEN = "probe-secret-token-4711"
 HEADER = "probe-header-value-0815"  # a request header's value (cookies, user agent: ~1 KiB for a browser)

@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from realtime.exceptions import CloseCode
+from django_oda_realtime.exceptions import CloseCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

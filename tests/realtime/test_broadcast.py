@@ -14,10 +14,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 import pytest
 
-from realtime import Broadcast
-from realtime.contract import asyncapi
-from realtime.contract.testing import validate_event
-from realtime.rooms import group_for
+from django_oda_realtime import Broadcast
+from django_oda_realtime.contract import asyncapi
+from django_oda_realtime.contract.testing import validate_event
+from django_oda_realtime.rooms import group_for
 from tests.broadcast_app.models import Return
 from tests.domain import pending, subscribe
 

@@ -2,7 +2,7 @@
 import pytest
 from django.test import RequestFactory, override_settings
 
-from realtime.server.clientaddr import client_address, request_address, resolve
+from django_oda_realtime.server.clientaddr import client_address, request_address, resolve
 
 PROXIES = {"TRUSTED_PROXIES": ["127.0.0.1", "10.0.0.0/8"]}
 

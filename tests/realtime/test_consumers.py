@@ -2,7 +2,7 @@
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime.commands import register
+from django_oda_realtime.commands import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,10 +15,10 @@ import jsonschema
 import pytest
 import yaml
 
-from realtime.commands import registry as commands
-from realtime.contract import asyncapi, catalog, typescript
-from realtime.permissions import policy
-from realtime.subscriptions import topics
+from django_oda_realtime.commands import registry as commands
+from django_oda_realtime.contract import asyncapi, catalog, typescript
+from django_oda_realtime.permissions import policy
+from django_oda_realtime.subscriptions import topics
 from tests.conftest import token_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,9 +295,9 @@ def test_json_schema_to_typescript(schema, expected):
 
 
 def test_public_api_is_pinned():
-    import realtime.contract
+    import django_oda_realtime.contract
 
-    assert sorted(realtime.contract.__all__) == ["catalog", "describe_command", "describe_topic", "register_event"]
+    assert sorted(django_oda_realtime.contract.__all__) == ["catalog", "describe_command", "describe_topic", "register_event"]
 
 
 def test_comments_cannot_break_out_of_the_declarations():

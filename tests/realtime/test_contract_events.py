@@ -10,8 +10,8 @@ from inventory.models import Product
 from notifications import inbox as notifications_inbox, services as notifications
 from orders import events as order_events, services as orders
 from orders.models import Customer
-from realtime.contract import asyncapi
-from realtime.contract.testing import validate_event
+from django_oda_realtime.contract import asyncapi
+from django_oda_realtime.contract.testing import validate_event
 from shopify_sync import signals as shopify_signals
 from shopify_sync.models import WebhookDelivery
 from shopify_sync.progress import sync_job

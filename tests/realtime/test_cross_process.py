@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 import pytest
 import websockets
 
-from realtime import publish
+from django_oda_realtime import publish
 from tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -71,8 +71,8 @@ async def test_an_idle_socket_on_the_redis_layers_stays_open_and_hears_events(
 
     Both channels-redis layers at once (one daphne each), to pay the 31 s wait once.
     """
-    from realtime.events import Event
-    from realtime.rooms import group_for
+    from django_oda_realtime.events import Event
+    from django_oda_realtime.rooms import group_for
     from tests.servers import redis_layers
 
     raw = token(inventory_viewer)

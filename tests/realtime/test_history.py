@@ -17,10 +17,10 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 import pytest
 import redis as redis_lib
 
-from realtime.events import Event
-from realtime.history import MemoryHistory, Replay, make_history, parse_position, position_key
-from realtime.history_redis import RedisHistory
-from realtime.rooms import group_for
+from django_oda_realtime.events import Event
+from django_oda_realtime.history import MemoryHistory, Replay, make_history, parse_position, position_key
+from django_oda_realtime.history_redis import RedisHistory
+from django_oda_realtime.rooms import group_for
 from tests.servers import RedisProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,8 +223,8 @@ import django
 django.setup()
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from realtime.events import Event
-from realtime.history import make_history
+from django_oda_realtime.events import Event
+from django_oda_realtime.history import make_history
 
 url, prefix, tag, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 barrier = redis.Redis.from_url(url)

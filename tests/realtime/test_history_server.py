@@ -14,8 +14,8 @@ from channels.db import database_sync_to_async
 import pytest
 import websockets
 
-from realtime.events import Event
-from realtime.history_redis import RedisHistory
+from django_oda_realtime.events import Event
+from django_oda_realtime.history_redis import RedisHistory
 from tests.realtime.test_history import delete_keys, pubsub_layer
 from tests.servers import ServerProcess
 

@@ -9,7 +9,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 import pytest
 import redis as redis_lib
 
-from realtime.history_sessions import MemorySessions, StoredSession, make_sessions, new_pid
+from django_oda_realtime.history_sessions import MemorySessions, StoredSession, make_sessions, new_pid
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -16,9 +16,9 @@ from django.contrib.auth.models import Permission
 from django.urls import path
 import pytest
 
-from realtime.db import run_sync_db
-from realtime.hub import Hub
-from realtime.routing import application_for
+from django_oda_realtime.db import run_sync_db
+from django_oda_realtime.hub import Hub
+from django_oda_realtime.routing import application_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,8 +140,8 @@ class Recorder(Member):
 
 
 async def test_users_sharing_a_group_get_only_their_own_events_and_the_group_stays_while_one_is_here(settings):
-    from realtime.events import Event
-    from realtime.rooms import group_for
+    from django_oda_realtime.events import Event
+    from django_oda_realtime.rooms import group_for
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     layer = get_channel_layer()
@@ -194,7 +194,7 @@ async def test_an_open_socket_keeps_no_token_or_headers_in_its_scope(make_user, 
 
 
 async def test_a_command_that_checks_a_permission_does_not_pin_it_for_later_subscribes(make_user, token, connect):
-    from realtime.commands import register
+    from django_oda_realtime.commands import register
 
     register("test:can_view", lambda caller, data: {"can": caller.user.has_perm("inventory.view_inventorylevel")})
     user = await database_sync_to_async(make_user)("cmd", perms=["inventory.view_inventorylevel"])

@@ -18,11 +18,11 @@ import pytest
 import redis as redis_lib
 import websockets
 
-from realtime import publish
-from realtime.exceptions import CloseCode
-from realtime.isolation import deployment_prefix, redis_db_number, redis_prefix
-from realtime.accounts.revocation import close_sockets
-from realtime.rooms import group_for
+from django_oda_realtime import publish
+from django_oda_realtime.exceptions import CloseCode
+from django_oda_realtime.isolation import deployment_prefix, redis_db_number, redis_prefix
+from django_oda_realtime.accounts.revocation import close_sockets
+from django_oda_realtime.rooms import group_for
 from tests.hardening.support import close_code, pubsub_layer_settings
 from tests.realtime.test_cross_process import command, receive_event
 from tests.servers import ROOT, ServerProcess, database_url

@@ -7,8 +7,8 @@ import logging
 from channels.db import database_sync_to_async as db
 import pytest
 
-from realtime.commands import register
-from realtime.ops.logging import JsonFormatter, PlainFormatter, RedactSecretsFilter, RepeatThrottleFilter
+from django_oda_realtime.commands import register
+from django_oda_realtime.ops.logging import JsonFormatter, PlainFormatter, RedactSecretsFilter, RepeatThrottleFilter
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 

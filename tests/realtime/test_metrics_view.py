@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import pytest
 import websockets
 
-from realtime.ops.metrics_view import token_matches
+from django_oda_realtime.ops.metrics_view import token_matches
 from tests.domain import make_level
 from tests.servers import ServerProcess
 

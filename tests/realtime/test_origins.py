@@ -1,6 +1,6 @@
 import pytest
 
-from realtime.sockets.origins import origin_allowed, parse_origin
+from django_oda_realtime.sockets.origins import origin_allowed, parse_origin
 
 
 def scope(origin=None, host="api.example.com", scheme="ws"):

@@ -17,7 +17,7 @@ from twisted.internet import tcp
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from realtime.server.outlets import backlog_probe, direct_writer, ws_text_frame
+from django_oda_realtime.server.outlets import backlog_probe, direct_writer, ws_text_frame
 
 
 def parse_frames(data: bytes) -> list[Frame]:

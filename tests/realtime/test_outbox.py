@@ -1,5 +1,5 @@
 """The transactional outbox on PostgreSQL: rows in the caller's transaction, relayed in commit order
-with their stored id (realtime/outbox.py, docs/design.md#outbox)."""
+with their stored id (django_oda_realtime/outbox.py, docs/design.md#outbox)."""
 from datetime import UTC, datetime, timedelta
 import threading
 
@@ -8,9 +8,9 @@ from channels.layers import channel_layers
 from django.db import connection, connections, transaction
 import pytest
 
-from realtime import outbox
-from realtime.models import OutboxEvent
-from realtime.publish import publish
+from django_oda_realtime import outbox
+from django_oda_realtime.models import OutboxEvent
+from django_oda_realtime.publish import publish
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -132,7 +132,7 @@ def test_one_sender_at_a_time(relay_only):
 
 
 def test_backlog_metrics_and_pruning(relay_only, settings):
-    from realtime import metrics
+    from django_oda_realtime import metrics
 
     publish("inventory:updated", {}, ["inventory:all"])
     publish("inventory:updated", {}, ["inventory:all"])
@@ -156,7 +156,7 @@ def test_outside_a_transaction_the_row_is_its_own_transaction_and_sent_at_once()
 
 
 def test_the_worker_registers_the_relay_and_pruning():
-    from realtime import worker
+    from django_oda_realtime import worker
 
     assert {"realtime.outbox", "realtime.outbox.prune"} <= set(worker.registered())
 

@@ -17,9 +17,9 @@ from django.db import transaction
 import pytest
 import websockets
 
-from realtime import outbox
-from realtime.models import OutboxEvent
-from realtime.publish import publish
+from django_oda_realtime import outbox
+from django_oda_realtime.models import OutboxEvent
+from django_oda_realtime.publish import publish
 from tests.servers import ROOT, RedisProcess, ServerProcess, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]

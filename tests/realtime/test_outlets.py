@@ -1,4 +1,4 @@
-"""The outlet layer (realtime/server/outlets.py): chosen once per socket from the server's ``send``,
+"""The outlet layer (django_oda_realtime/server/outlets.py): chosen once per socket from the server's ``send``,
 with a plain-``send`` fallback, and a seam where a consumer can be tested with a recording outlet."""
 import asyncio
 import json
@@ -6,10 +6,10 @@ import json
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime.conf import rt_settings
-from realtime.exceptions import CloseCode
-from realtime.server.outlets import FrameMemo, Outlet, UvicornOutlet, outlet_for, ws_text_frame
-from realtime.sockets.consumers import NativeConsumer
+from django_oda_realtime.conf import rt_settings
+from django_oda_realtime.exceptions import CloseCode
+from django_oda_realtime.server.outlets import FrameMemo, Outlet, UvicornOutlet, outlet_for, ws_text_frame
+from django_oda_realtime.sockets.consumers import NativeConsumer
 
 
 async def test_any_other_server_gets_the_plain_asgi_send():

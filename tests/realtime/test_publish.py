@@ -3,9 +3,9 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 import pytest
 
-import realtime
-from realtime.events import Event
-from realtime.publish import publish
+import django_oda_realtime as realtime
+from django_oda_realtime.events import Event
+from django_oda_realtime.publish import publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 import pytest
 import websockets
 
-from realtime.publish import apublish
+from django_oda_realtime.publish import apublish
 from tests.conftest import require_redis, token_for
 from tests.domain import make_level
 from tests.ops.support import Forwarder

@@ -1,7 +1,7 @@
 import pytest
 
-from realtime.permissions import policy
-from realtime.rooms import USER_GROUP_SHARDS, group_for, normalize_id, room, room_for_group
+from django_oda_realtime.permissions import policy
+from django_oda_realtime.rooms import USER_GROUP_SHARDS, group_for, normalize_id, room, room_for_group
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""``manage.py serve``'s leaner daphne (realtime/server/serving.py): same behaviour, less held per socket."""
+"""``manage.py serve``'s leaner daphne (django_oda_realtime/server/serving.py): same behaviour, less held per socket."""
 import asyncio
 from collections import deque
 import json
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from realtime.server.serving import LazySendQueue, ReceiveQueue
+from django_oda_realtime.server.serving import LazySendQueue, ReceiveQueue
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

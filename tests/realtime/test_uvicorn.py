@@ -4,7 +4,7 @@ uvicorn's WebSocket ``send`` awaits the transport's drain, so without a bound of
 our own one client that never reads would stall the hub's fan-out for every other
 socket of the process. On such servers each ``/ws/`` socket has a bounded outbox
 (``SocketConsumer``) and the Engine.IO session of ``/socket.io/`` queues behind the
-transport's buffer (``realtime/socketio/carriers.py`` through its outlet, ``realtime/server/outlets.py``): for both protocols a reading client keeps
+transport's buffer (``django_oda_realtime/socketio/carriers.py`` through its outlet, ``django_oda_realtime/server/outlets.py``): for both protocols a reading client keeps
 receiving every event, the never-reading one is closed as a slow consumer and its
 connection ends, server memory stays bounded.
 """
@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 import pytest
 import websockets
 
-from realtime import apublish
+from django_oda_realtime import apublish
 from tests.hardening.support import (
     client_frame, command, connected, peer_gone, raw_websocket, receive_event, rss_mb, wait_for,
 )

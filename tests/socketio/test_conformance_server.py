@@ -62,7 +62,7 @@ def test_the_product_serves_neither_engineio_nor_the_test_namespaces():
     from django.test import Client
 
     assert Client().get("/engine.io/", {"EIO": "4", "transport": "polling"}).status_code == 404
-    from realtime.socketio.consumer import SocketIOConsumer
+    from django_oda_realtime.socketio.consumer import SocketIOConsumer
 
     assert SocketIOConsumer.namespaces == frozenset({"/"})
 

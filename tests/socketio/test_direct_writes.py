@@ -1,4 +1,4 @@
-"""``manage.py serve`` takes daphne's direct-write fast path for both protocols (realtime/server/outlets.py).
+"""``manage.py serve`` takes daphne's direct-write fast path for both protocols (django_oda_realtime/server/outlets.py).
 
 The fast path reads daphne/autobahn/Twisted internals; if a new version changed them, every
 outlet would silently fall back to the ASGI ``send`` and only the benchmark would notice.
@@ -13,8 +13,8 @@ import uuid
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime import apublish
-from realtime.rooms import user_room
+from django_oda_realtime import apublish
+from django_oda_realtime.rooms import user_room
 from tests.conftest import token_for
 from tests.hardening.support import connected as ws_connected
 from tests.socketio.conftest import socketio_server, use_layer

@@ -1,9 +1,9 @@
-"""The Engine.IO session's slim primitives (realtime/server/queues.py): ``Flag`` behaves as ``asyncio.Event``."""
+"""The Engine.IO session's slim primitives (django_oda_realtime/server/queues.py): ``Flag`` behaves as ``asyncio.Event``."""
 import asyncio
 
 import pytest
 
-from realtime.server.queues import Flag
+from django_oda_realtime.server.queues import Flag
 
 
 async def test_flag_wakes_every_waiter_and_stays_set_until_cleared():

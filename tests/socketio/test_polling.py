@@ -6,7 +6,7 @@ import aiohttp
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime import publish
+from django_oda_realtime import publish
 from tests.conftest import token_for
 from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
 from tests.socketio.wire import SEP, Polling, RawSocket, parse_event

@@ -5,7 +5,7 @@ import asyncio
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime import apublish
+from django_oda_realtime import apublish
 from tests.conftest import token_for
 from tests.hardening.support import client_frame, peer_gone, raw_websocket, wait_for
 from tests.socketio.wire import RawSocket

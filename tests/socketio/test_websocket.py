@@ -7,8 +7,8 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 import websockets
 
-from realtime import publish
-from realtime.accounts.revocation import revoke_tokens
+from django_oda_realtime import publish
+from django_oda_realtime.accounts.revocation import revoke_tokens
 from tests.conftest import token_for
 from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
 from tests.socketio.wire import RawSocket, parse_event

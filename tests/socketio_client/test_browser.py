@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 import pytest
 import websockets
 
-from realtime import publish
+from django_oda_realtime import publish
 from tests.conftest import token_for
 from tests.servers import free_port
 from tests.socketio.conftest import socketio_server, use_layer

@@ -11,7 +11,7 @@ import uuid
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime.publish import apublish
+from django_oda_realtime.publish import apublish
 from tests.conftest import token_for
 from tests.domain import make_level
 from tests.ops.support import Forwarder
@@ -200,7 +200,7 @@ async def test_another_users_pid_recovers_nothing_of_theirs(servers, clients, ma
 
 
 async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user):
-    from realtime.accounts.revocation import revoke_tokens
+    from django_oda_realtime.accounts.revocation import revoke_tokens
 
     server = servers()
     user = await database_sync_to_async(make_user)(perms=PERMS)

@@ -5,7 +5,7 @@ import os
 from channels.db import database_sync_to_async
 import pytest
 
-from realtime import publish
+from django_oda_realtime import publish
 from tests.conftest import token_for
 from tests.socketio_client.node import HERE, ROOT, node_binary
 

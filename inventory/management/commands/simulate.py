@@ -24,7 +24,7 @@ from inventory.models import InventoryLevel, Product, Reservation
 from orders import services as order_services
 from orders.lifecycle import Status
 from orders.models import Customer, Order
-from realtime.exceptions import CommandError
+from django_oda_realtime.exceptions import CommandError
 from shopify_sync.progress import SyncRun
 
 SYNC_EVERY = 20.0  # seconds between two Shopify syncs

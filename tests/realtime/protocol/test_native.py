@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from realtime.events import Event
-from realtime.exceptions import ProtocolError
-from realtime.protocol import native
+from django_oda_realtime.events import Event
+from django_oda_realtime.exceptions import ProtocolError
+from django_oda_realtime.protocol import native
 
 
 def test_decode_a_full_message():

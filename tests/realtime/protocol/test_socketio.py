@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from realtime.events import Event
-from realtime.exceptions import ProtocolError
-from realtime.protocol import socketio as sio
-from realtime.protocol.socketio import EnginePacket, SocketPacket
+from django_oda_realtime.events import Event
+from django_oda_realtime.exceptions import ProtocolError
+from django_oda_realtime.protocol import socketio as sio
+from django_oda_realtime.protocol.socketio import EnginePacket, SocketPacket
 
 # -- Engine.IO -------------------------------------------------------------------------------
 

@@ -1,0 +1,41 @@
+import os
+import sys
+
+from django.apps import AppConfig
+
+SERVERS = {"daphne", "uvicorn", "gunicorn", "hypercorn"}
+
+
+def serving() -> bool:
+    """Is this process an ASGI server (``manage.py serve``, daphne, uvicorn...)? It then runs the
+    outbox relay in a thread of its own (docs/design.md#outbox)."""
+    argv = sys.argv or [""]
+    prog = os.path.basename(argv[0])
+    if prog == "__main__.py":  # python -m daphne / uvicorn
+        prog = os.path.basename(os.path.dirname(argv[0]))
+    return prog in SERVERS or (prog == "manage.py" and argv[1:2] == ["serve"])
+
+
+class RealtimeConfig(AppConfig):
+    name = "django_oda_realtime"
+    label = "realtime"  # the app label (tables, migrations) and the REALTIME settings stay "realtime"
+    verbose_name = "Realtime"
+
+    def ready(self) -> None:
+        from .ops import audit
+        from .accounts import receivers
+        from .permissions import register_builtin_rooms
+        from .subscriptions import register_builtin_topics
+
+        register_builtin_rooms()
+        register_builtin_topics()
+        receivers.connect()
+        audit.connect()
+        from . import outbox, worker
+        from .conf import rt_settings
+
+        worker.register("realtime.outbox", outbox.relay_job, every=rt_settings.OUTBOX_POLL_INTERVAL,
+                        waker=outbox.waker)
+        worker.register("realtime.outbox.prune", outbox.prune_job, every=3600.0)
+        if rt_settings.OUTBOX and rt_settings.OUTBOX_RELAY_IN_SERVER and serving():
+            worker.start(["realtime.outbox", "realtime.outbox.prune"])
