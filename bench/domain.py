@@ -15,29 +15,13 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 import json
-import os
 from pathlib import Path
 import statistics
 import sys
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.pop("REDIS_URL", None)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oda_bench_domain")
-os.environ["DATABASE_URL"] = URL
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    base, _, name = URL.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fresh_db  # noqa: E402
 
 
 def line(name: str, latencies: list[float], wall: float) -> None:
@@ -51,12 +35,8 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    recreate_database()
-    import django
-
-    django.setup()
+    fresh_db.prepare("oda_bench_domain", log_level="WARNING")
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connections
     from django.test import Client
 
@@ -64,7 +44,6 @@ def main() -> None:
     from shopify_sync.webhooks import sign
     from tests.domain import make_level
 
-    call_command("migrate", verbosity=0)
     level = make_level(10_000_000 // 10)
 
     latencies = []

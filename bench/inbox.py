@@ -13,7 +13,6 @@ event in).
 import argparse
 import asyncio
 import json
-import os
 from pathlib import Path
 import statistics
 import sys
@@ -21,23 +20,8 @@ import time
 import urllib.request
 import uuid
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.pop("REDIS_URL", None)
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oda_bench_inbox")
-os.environ["DATABASE_URL"] = URL
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    base, _, name = URL.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fresh_db  # noqa: E402
 
 
 def figures(samples: list[float]) -> str:
@@ -115,13 +99,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    recreate_database()
-    import django
+    fresh_db.prepare("oda_bench_inbox", log_level="ERROR")
 
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     asyncio.run(run(args.n, args.redis))
 
 

@@ -24,24 +24,10 @@ import threading
 import time
 import uuid
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.pop("REDIS_URL", None)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oda_bench_outbox")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fresh_db  # noqa: E402
+
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-os.environ["DATABASE_URL"] = URL
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    base, _, name = URL.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def quantiles(values: list[float]) -> tuple[float, float]:
@@ -55,20 +41,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ops", type=int, default=1000, help="adjust operations per mode")
     args = parser.parse_args()
-    recreate_database()
-    import django
-
-    django.setup()
+    fresh_db.prepare("oda_bench_outbox", log_level="WARNING")
     from channels.layers import channel_layers
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connections, transaction
     import websockets
 
     from django_oda_realtime.publish import publish
     from tests.servers import ServerProcess
 
-    call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
     from rest_framework_simplejwt.tokens import AccessToken

@@ -14,29 +14,13 @@ Prints the store and apply rates, the delivery statuses, and ``states equal: Tru
 """
 import argparse
 from datetime import timedelta
-import os
 from pathlib import Path
 import random
 import sys
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oda_realtime.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.pop("REDIS_URL", None)
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oda_bench_webhooks")
-os.environ["DATABASE_URL"] = URL
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    base, _, name = URL.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fresh_db  # noqa: E402
 
 
 def run(deliveries, client, sign) -> dict:
@@ -74,12 +58,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    recreate_database()
-    import django
-
-    django.setup()
+    fresh_db.prepare("oda_bench_webhooks", log_level="ERROR")
     from django.conf import settings
-    from django.core.management import call_command
     from django.test import Client
 
     from inventory.models import Location, Product, StockMovement
@@ -88,7 +68,6 @@ def main() -> None:
     from shopify_sync.webhooks import sign
     from tests.shopify_sync import feed
 
-    call_command("migrate", verbosity=0)
     settings.SHOPIFY_WEBHOOK_SECRET = "bench-secret"
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
