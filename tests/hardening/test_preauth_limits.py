@@ -33,6 +33,9 @@ def server(module_prefix):
         "TRUSTED_PROXIES": ["127.0.0.1"],  # the test client is the proxy: X-Forwarded-For names the client
         "PING_INTERVAL": 5.0,
         "PING_TIMEOUT": 5.0,
+        # A slow refill, so that a flood outruns it even on a loaded machine, where a CONNECT (a token
+        # check and a Redis round trip) may take longer than 1/20 s: the burst (40) stays the default.
+        "RATE_LIMIT_RATE": 1.0,
     })
     s.start()
     yield s
