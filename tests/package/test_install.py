@@ -151,6 +151,10 @@ def test_a_fresh_project_with_the_guide_lines(venv, tmp_path, redis_url):
     added = [line for name in files for line in added_lines(files[name], changed[name])]
     assert len(added) <= MAX_ADDED_LINES, added
     assert len(added) == 6  # the count docs/install.md gives
+    guide = (ROOT / "docs" / "install.md").read_text()
+    for snippet in (SETTINGS_LINES, ASGI_LINES, URLS_IMPORT[1], URLS_ROUTE):
+        assert snippet.strip() in guide, snippet  # the guide gives these very lines
+    assert f"**{len(added)}** added lines" in guide
     for name, text in changed.items():
         (site / name).write_text(text)
 
