@@ -249,8 +249,12 @@ async def sockets_receive_a_shell_event(base, access, python, manage, cwd, env) 
             assert "broadcast" in reply["data"]["rooms"], reply
 
             code = ("from django_oda_realtime import publish; "
-                    "publish('greeting:sent', {'text': 'from the shell'}, ['broadcast'])")
-            await asyncio.to_thread(run, python, manage, "shell", "-c", code, cwd=cwd, env=env)
+                    "publish('greeting:sent', {'text': 'from the shell'}, ['broadcast']); "
+                    "import prometheus_client; print(prometheus_client.generate_latest().decode())")
+            shell = await asyncio.to_thread(run, python, manage, "shell", "-c", code, cwd=cwd, env=env)
+            # The metric names carry the default prefix (REALTIME["METRICS_PREFIX"]), not this repository's.
+            assert 'realtime_events_published_total{event="greeting:sent"} 1.0' in shell, shell
+            assert "oda_realtime_" not in shell
 
             event = await next_frame(lambda f: f.get("event") == "greeting:sent")
             assert event["data"] == {"text": "from the shell"}, event
