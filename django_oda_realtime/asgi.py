@@ -20,8 +20,12 @@ def realtime_application(django_app, *, websocket_urlpatterns=(), serve_static: 
     from django.apps import apps
     from django.conf import settings
 
+    from .ops.logging import install_redaction
     from .routing import application_for
 
+    # get_asgi_application() ran django.setup() again: LOGGING was applied anew (new handlers, without
+    # the filter ready() gave the first ones), the apps were not made ready again.
+    install_redaction()
     if serve_static is None:
         serve_static = getattr(settings, "SERVE_STATIC", settings.DEBUG)
     if serve_static and apps.is_installed("django.contrib.staticfiles"):

@@ -184,8 +184,15 @@ def test_ready_redacts_the_access_log_loggers_whatever_logging_says():
     assert stream.getvalue() == "HTTP GET /socket.io/?EIO=4&token=[redacted]\n"
 
 
-def test_ready_filters_every_configured_handler():
-    """Django's own handlers (its DEFAULT_LOGGING, configured before apps are ready) and the last resort."""
-    django_handlers = logging.getLogger("django").handlers
-    assert django_handlers and all(any(isinstance(f, RedactSecretsFilter) for f in h.filters) for h in django_handlers)
+def test_every_configured_handler_is_filtered_after_asgi_setup():
+    """asgi.py's get_asgi_application() runs django.setup() again, which applies LOGGING anew (new
+    handlers) without making the apps ready again: realtime_application() filters them."""
+    import django
+    from django_oda_realtime.asgi import realtime_application
+
+    django.setup(set_prefix=False)
+    django_handlers = logging.getLogger("django").handlers  # Django's own DEFAULT_LOGGING handlers
+    assert django_handlers and not any(isinstance(f, RedactSecretsFilter) for h in django_handlers for f in h.filters)
+    realtime_application(lambda scope, receive, send: None)
+    assert all(any(isinstance(f, RedactSecretsFilter) for f in h.filters) for h in logging.getLogger("django").handlers)
     assert any(isinstance(f, RedactSecretsFilter) for f in logging.lastResort.filters)
