@@ -4,6 +4,8 @@
 ``Broadcast(Model, event=..., payload=..., rooms=...)`` in ``ready()`` for model changes
 (docs/extending.md).
 """
+__version__ = "0.9.0"
+
 from .broadcast import Broadcast, Change
 from .events import Event
 from .publish import apublish, publish

@@ -22,7 +22,13 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self) -> None:
+        from . import checks, layers, metrics  # noqa: F401  (checks registers them)
         from .ops import audit
+        from .ops.logging import install_redaction
+
+        install_redaction()  # tokens out of every log, whatever the project's LOGGING
+        layers.supply_default()  # CHANNEL_LAYERS from REDIS_URL when the project has none
+        metrics.PREFIX  # the metrics, named with REALTIME["METRICS_PREFIX"], made here, in one thread
         from .accounts import receivers
         from .permissions import register_builtin_rooms
         from .subscriptions import register_builtin_topics

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     # Observability (docs/observability.md): a bearer token that may read ``GET /metrics``
     # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
     "METRICS_TOKEN": None,
+    # The name prefix of every Prometheus metric of the add-on (django_oda_realtime/metrics.py), read
+    # once per process: ``realtime_connections``, ``realtime_events_published_total``...
+    "METRICS_PREFIX": "realtime_",
     "HEALTH_TIMEOUT": 2.0,
     # ``manage.py serve``: a request body over this many bytes is refused with 413 before it is
     # read (by Content-Length; a chunked body when it passes it). Keep it above every endpoint's

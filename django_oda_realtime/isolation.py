@@ -64,8 +64,9 @@ def redis_prefix() -> str:
 
     if rt_settings.REDIS_PREFIX:
         return checked_prefix(rt_settings.REDIS_PREFIX)
-    redis_url = rt_settings.PRESENCE_REDIS_URL or getattr(settings, "REDIS_URL", None)
-    return deployment_prefix(settings.DATABASES["default"], redis_url)
+    from .layers import redis_url
+
+    return deployment_prefix(settings.DATABASES["default"], rt_settings.PRESENCE_REDIS_URL or redis_url())
 
 
 __all__ = ["deployment_prefix", "redis_prefix"]

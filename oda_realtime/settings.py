@@ -175,43 +175,16 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # (CHANNEL_LAYER_PREFIX, its older name), else derived from the database and the Redis database
 # number, so deployments sharing a Redis never hear each other (django_oda_realtime/isolation.py).
 from django_oda_realtime.isolation import checked_prefix, deployment_prefix  # noqa: E402
+from django_oda_realtime.layers import channel_layers  # noqa: E402
 
 REDIS_PREFIX = checked_prefix(
     os.environ.get("REALTIME_REDIS_PREFIX") or os.environ.get("CHANNEL_LAYER_PREFIX")
     or deployment_prefix(DATABASES["default"], REDIS_URL)
 )
 CHANNEL_LAYER_PREFIX = REDIS_PREFIX
-if REDIS_URL:
-    # redis-py 8 closes sockets idle for 5 s (docs/design.md#redis-idle-timeout): give an explicit timeout
-    # above the layer's blocking read, and a short connect timeout so a dead Redis
-    # fails fast instead of hanging a request.
-    _redis_host = {
-        "address": REDIS_URL,
-        "socket_timeout": 15,
-        "socket_connect_timeout": 2,
-        "health_check_interval": 10,
-    }
-    if os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub") == "core":
-        CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {
-                    "hosts": [_redis_host],
-                    "prefix": CHANNEL_LAYER_PREFIX,
-                    # One hub channel per process receives every event for it.
-                    "channel_capacity": {"realtime-hub.*": 100_000},
-                },
-            }
-        }
-    else:
-        CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [_redis_host], "prefix": CHANNEL_LAYER_PREFIX},
-            }
-        }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS = channel_layers(
+    REDIS_URL, CHANNEL_LAYER_PREFIX, core=os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub") == "core"
+)
 
 # --- Authentication ----------------------------------------------------------
 REST_FRAMEWORK = {
@@ -238,6 +211,8 @@ REALTIME = {
     # Count each user's sockets across processes (the per-user cap) in Redis when there is one.
     "PRESENCE_REDIS_URL": REDIS_URL or None,
     "REDIS_PREFIX": REDIS_PREFIX,
+    # The metric names of this project's dashboards and alerts (docs/observability.md).
+    "METRICS_PREFIX": "oda_realtime_",
 }
 # Any other realtime setting from REALTIME_<NAME> (JSON values: numbers, lists), e.g.
 # REALTIME_IDLE_TIMEOUT=90. See django_oda_realtime/conf.py for the names and defaults.

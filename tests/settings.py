@@ -16,5 +16,5 @@ DATABASES = {
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-REALTIME = {"ALLOWED_ORIGINS": ["https://shop.example.com"]}
+REALTIME = {"ALLOWED_ORIGINS": ["https://shop.example.com"], "METRICS_PREFIX": REALTIME["METRICS_PREFIX"]}
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.broadcast_app"]  # the Broadcast worked example (docs/extending.md)

@@ -3,6 +3,7 @@
 The tokens they mint carry an ``iat`` precise to the microsecond (django_oda_realtime/accounts/tokens.py), so a
 login right after a logout works while every token from before it stays refused.
 """
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from rest_framework import status
@@ -106,8 +107,8 @@ class LogoutView(APIView):
         if token is not None:
             if str(token.payload.get(api_settings.USER_ID_CLAIM)) != str(getattr(user, api_settings.USER_ID_FIELD)):
                 problem = "token_user_mismatch"
-            else:
-                token.blacklist()
+            elif apps.is_installed("rest_framework_simplejwt.token_blacklist"):
+                token.blacklist()  # without the app, the revocation below refuses it too (check realtime.W020)
         revoke_tokens(user, "logout")
         setattr(request, REVOKED_MARK, True)  # for receivers.logged_out: revoked once
         user_logged_out.send(sender=type(user), request=request, user=user)

@@ -32,6 +32,35 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+# Loggers that write request paths (with their query strings) or headers: daphne's runserver access
+# log (``django.channels.server``), daphne, Django's runserver and request loggers, uvicorn.
+URL_LOGGERS = (
+    "django.channels.server", "daphne.server", "daphne.http_protocol", "daphne.ws_protocol", "daphne.cli",
+    "django.server", "django.request", "django.security.csrf", "uvicorn.access", "uvicorn.error",
+)
+
+
+def _add_redaction(filterer) -> None:
+    if not any(isinstance(f, RedactSecretsFilter) for f in filterer.filters):
+        filterer.addFilter(RedactSecretsFilter())
+
+
+def install_redaction() -> None:
+    """Tokens out of every log, whatever the project's LOGGING (``RealtimeConfig.ready()``): the
+    filter on the loggers that write URLs (a record is filtered where it is made), and on every
+    handler configured by then, ``logging.lastResort`` included (records propagated from elsewhere)."""
+    for name in URL_LOGGERS:
+        _add_redaction(logging.getLogger(name))
+    handlers = set(logging.getLogger().handlers)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            handlers.update(logger.handlers)
+    if logging.lastResort is not None:
+        handlers.add(logging.lastResort)
+    for handler in handlers:
+        _add_redaction(handler)
+
+
 class RepeatThrottleFilter(logging.Filter):
     """At most one record per ``interval`` seconds for each message of a logger, on one line.
 

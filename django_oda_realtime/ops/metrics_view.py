@@ -77,17 +77,17 @@ def _values(metric, sample_name: str) -> dict[str, float]:
 
 def snapshot() -> dict:
     """This process's live numbers as JSON-ready data (for the staff dashboard)."""
-    connections = {k: int(v) for k, v in _values(metrics.CONNECTIONS, "oda_realtime_connections").items()}
+    connections = {k: int(v) for k, v in _values(metrics.CONNECTIONS, metrics.PREFIX + "connections").items()}
     return {
         "pid": os.getpid(),
         "connections": connections,
         "connectionsTotal": sum(connections.values()),
         "subscriptions": {
-            k: int(v) for k, v in _values(metrics.SUBSCRIPTIONS, "oda_realtime_subscriptions").items() if v
+            k: int(v) for k, v in _values(metrics.SUBSCRIPTIONS, metrics.PREFIX + "subscriptions").items() if v
         },
-        "eventsReceived": _values(metrics.EVENTS_RECEIVED, "oda_realtime_events_received_total"),
-        "eventsPublished": _values(metrics.PUBLISHED, "oda_realtime_events_published_total"),
-        "deliveries": _values(metrics.DELIVERIES, "oda_realtime_deliveries_total"),
+        "eventsReceived": _values(metrics.EVENTS_RECEIVED, metrics.PREFIX + "events_received_total"),
+        "eventsPublished": _values(metrics.PUBLISHED, metrics.PREFIX + "events_published_total"),
+        "deliveries": _values(metrics.DELIVERIES, metrics.PREFIX + "deliveries_total"),
     }
 
 

@@ -13,7 +13,7 @@ before it stops:
    with code ``server_shutdown``, then close code 4012. Socket.IO gets a transport close
    and no namespace DISCONNECT, so ``socket.io-client`` reconnects by itself (4012 is
    retryable, docs/socketio.md). Each close is logged and counted with reason
-   ``server_shutdown`` (``oda_realtime_disconnects_total``);
+   ``server_shutdown`` (``<prefix>disconnects_total``);
 3. Engine.IO sessions that never connected a namespace are closed, the close frames
    get ``DRAIN_GRACE`` seconds to leave, and the process exits (daphne cancels what is left).
 

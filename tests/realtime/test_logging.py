@@ -163,3 +163,36 @@ def test_a_repeated_library_error_is_one_line_then_held_back_and_counted():
         "ERROR Unexpected exception in receive task ConnectionError: Connection refused",
         "ERROR Unexpected exception in receive task ConnectionError: Connection refused (4 more held back in the last 0.2 s)",
     ]
+
+
+def test_ready_redacts_the_access_log_loggers_whatever_logging_says():
+    """RealtimeConfig.ready() filtered daphne's runserver access log and the other URL loggers itself
+    (this project's LOGGING names no filter for them); a record made there loses its token."""
+    from django_oda_realtime.ops.logging import URL_LOGGERS
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # a handler of the test's own, with no filter
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        assert any(isinstance(f, RedactSecretsFilter) for f in logger.filters), name
+    logger = logging.getLogger("django.channels.server")
+    logger.addHandler(handler)
+    try:
+        logger.warning("HTTP %(method)s %(path)s", {"method": "GET", "path": f"/socket.io/?EIO=4&token={JWT}"})
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "HTTP GET /socket.io/?EIO=4&token=[redacted]\n"
+
+
+def test_every_configured_handler_is_filtered_after_asgi_setup():
+    """asgi.py's get_asgi_application() runs django.setup() again, which applies LOGGING anew (new
+    handlers) without making the apps ready again: realtime_application() filters them."""
+    import django
+    from django_oda_realtime.asgi import realtime_application
+
+    django.setup(set_prefix=False)
+    django_handlers = logging.getLogger("django").handlers  # Django's own DEFAULT_LOGGING handlers
+    assert django_handlers and not any(isinstance(f, RedactSecretsFilter) for h in django_handlers for f in h.filters)
+    realtime_application(lambda scope, receive, send: None)
+    assert all(any(isinstance(f, RedactSecretsFilter) for f in h.filters) for h in logging.getLogger("django").handlers)
+    assert any(isinstance(f, RedactSecretsFilter) for f in logging.lastResort.filters)

@@ -6,9 +6,25 @@ command runs daphne's own command line with an access logger that keeps the
 path only, and with ``django_oda_realtime.server.serving.SlimServer``, which frees what daphne,
 Twisted and autobahn keep per WebSocket but only need for the handshake (issue #7;
 ``python -m daphne`` is unchanged). Extra arguments go to daphne
-(``manage.py serve -- --proxy-headers``).
+(``manage.py serve -- --proxy-headers``). The application is ``--application`` (``module:attribute``),
+else the ``ASGI_APPLICATION`` setting (``module.attribute``, as Channels reads it).
 """
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+def application_path(given: str | None) -> str:
+    """daphne's ``module:attribute`` for ``--application`` or ``settings.ASGI_APPLICATION``."""
+    if given:
+        return given
+    dotted = getattr(settings, "ASGI_APPLICATION", None)
+    if not dotted or not isinstance(dotted, str) or "." not in dotted:
+        raise CommandError(
+            "No ASGI application to serve: set ASGI_APPLICATION in your settings (e.g. "
+            '"mysite.asgi.application") or pass --application mysite.asgi:application'
+        )
+    module, attribute = dotted.rsplit(".", 1)
+    return f"{module}:{attribute}"
 
 
 class Command(BaseCommand):
@@ -17,10 +33,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--application", default="oda_realtime.asgi:application")
+        parser.add_argument(
+            "--application", default=None, help="module:attribute (default: the ASGI_APPLICATION setting)"
+        )
         parser.add_argument("daphne_args", nargs="*", help="further daphne options, after --")
 
     def handle(self, *args, bind, port, application, daphne_args, **options):
+        application = application_path(application)
         from daphne import cli
 
         from django_oda_realtime.server.serving import PathOnlyAccessLog, SlimServer
