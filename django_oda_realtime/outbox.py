@@ -3,13 +3,13 @@
 ``publish()`` stores each event (its encoded envelope and id) in ``realtime_outbox`` inside the
 caller's transaction (autocommit: a transaction of its own). After commit the committing process
 publishes its rows at once (``OUTBOX_SEND_ON_COMMIT``, the fast path); the relay (``relay_once``,
-run by ``manage.py realtime_worker`` and by a thread of each server process) publishes whatever
+run by ``manage.py realtime_worker`` and by a thread of each server process, one relaying at a
+time: ``outbox_relay``) publishes whatever
 is left: rows of a process that died after commit, rows that failed while Redis was down.
 Either way rows go out in commit order, one sender at a time, with the stored event id, so a
 retry is a duplicate the hubs drop, never a second event. docs/design.md#outbox.
 """
 from datetime import UTC, datetime, timedelta
-from functools import partial
 import logging
 import threading
 import time
@@ -262,42 +262,3 @@ def prune_job() -> int:
         connections[DEFAULT_DB_ALIAS].close()
         return 0
 
-
-def waker(using: str | None = None):
-    """A ``wait(timeout)`` for the relay's thread: LISTEN/NOTIFY on PostgreSQL, a sleep otherwise."""
-    alias = using or DEFAULT_DB_ALIAS
-    if connections[alias].vendor != "postgresql":
-        return time.sleep
-    state = {"conn": None}
-
-    def wait(timeout: float) -> None:
-        try:
-            if state["conn"] is None:
-                wrapper = connections.create_connection(alias)
-                wrapper.ensure_connection()
-                raw = wrapper.connection
-                raw.autocommit = True
-                raw.execute(f"LISTEN {CHANNEL}")
-                state["conn"], state["wrapper"] = raw, wrapper
-                return  # rows committed before LISTEN: the caller's next pass sees them
-            for _ in state["conn"].notifies(timeout=timeout, stop_after=1):
-                pass
-            for _ in state["conn"].notifies(timeout=0.001):
-                pass  # one pass for notifications already queued
-        except Exception as e:  # noqa: BLE001  the database is down or restarting: poll meanwhile
-            logger.warning("Outbox LISTEN failed (%s); polling", type(e).__name__)
-            try:
-                state.pop("wrapper", None) and state["conn"].close()
-            except Exception:  # noqa: BLE001
-                pass
-            state["conn"] = None
-            time.sleep(timeout)
-
-    def close() -> None:
-        wrapper = state.pop("wrapper", None)
-        state["conn"] = None
-        if wrapper is not None:
-            wrapper.close()
-
-    wait.close = close
-    return wait

@@ -11,7 +11,9 @@ without waiting ``every``), one that did none waits ``every`` seconds. A job tha
 logged and run again at its next turn: one broken job never stops the others. Pure
 scheduling: the jobs bring their own transactions. A job registered with ``waker`` (the outbox
 relay: LISTEN/NOTIFY on PostgreSQL) runs in a thread of its own and, when idle, waits on the
-waker instead of sleeping, so it wakes at once (docs/design.md#outbox).
+waker instead of sleeping, so it wakes at once; a waker with ``lead()`` (the relay's leader lock)
+runs its job only while ``lead()`` is true, else tries again every ``every`` seconds
+(docs/design.md#outbox).
 """
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,7 +95,11 @@ def run(stop: threading.Event, names=None, tick: float = 0.2) -> None:
 def _run_alone(job: Job, stop: threading.Event) -> None:
     """A job with a waker, in its own thread: run while it has work, else wait to be woken."""
     wait = job.waker()
+    lead = getattr(wait, "lead", None)
     while not stop.is_set():
+        if lead is not None and not lead():
+            stop.wait(job.every)  # another process runs it: standby
+            continue
         try:
             done = job.fn() or 0
         except Exception:  # noqa: BLE001  logged; retried after a wait

@@ -8,7 +8,7 @@ from channels.layers import channel_layers
 from django.db import connection, connections, transaction
 import pytest
 
-from django_oda_realtime import outbox
+from django_oda_realtime import outbox, outbox_relay
 from django_oda_realtime.models import OutboxEvent
 from django_oda_realtime.publish import publish
 
@@ -163,8 +163,8 @@ def test_the_worker_registers_the_relay_and_pruning():
 
 def test_the_relay_is_woken_by_the_commit_on_postgresql(relay_only):
     """The commit trigger NOTIFYs: a relay waiting up to 60 s wakes when a row commits."""
-    wait = outbox.waker()
-    wait(0)  # connects and LISTENs
+    wait = outbox_relay.Leader("default")
+    assert wait.lead()  # takes the leader lock and LISTENs
     woke = threading.Event()
     waiting = threading.Thread(target=lambda: (wait(60), woke.set()), daemon=True)
     waiting.start()
