@@ -60,16 +60,32 @@ def send_now(using: str | None = None, events: list[Event] = ()) -> None:
     if not rt_settings.OUTBOX_SEND_ON_COMMIT:
         return
     try:
-        sent, reason = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
+        sent, reason, counted = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
     except Exception as e:  # noqa: BLE001  the relay publishes it later
-        sent, reason = {}, type(e).__name__
+        sent, reason, counted = {}, type(e).__name__, None
         logger.warning("Relaying the outbox after commit failed (%s)", reason)
     for event in events:
         if event.id in sent:
             event.position = sent[event.id]  # what publish() returned now carries it, as without the outbox
-        elif reason:
-            metrics.PUBLISH_FAILURES.labels(event.name).inc()
+    unsent = [event for event in events if event.id not in sent]
+    if reason and unsent:
+        for event in _still_stored(using or DEFAULT_DB_ALIAS, unsent):
+            if event.id != counted:  # the send that failed counted its own
+                metrics.PUBLISH_FAILURES.labels(event.name).inc()
             publish_logger.error("Publishing %s failed: %s; the outbox relay sends it later", event.name, reason)
+
+
+def _still_stored(alias: str, events: list[Event]) -> list[Event]:
+    """``events`` whose rows committed: not those of a savepoint rolled back after the transaction's
+    first publish (its callback had them already). Only on the failure path: one query."""
+    from .models import OutboxEvent
+
+    try:
+        stored = set(OutboxEvent.objects.using(alias).filter(event_id__in=[e.id for e in events])
+                     .values_list("event_id", flat=True))
+    except DatabaseError:
+        return events  # unknown: report them all
+    return [event for event in events if event.id in stored]
 
 
 class _AfterCommit:
@@ -131,17 +147,18 @@ def relay_once(using: str | None = None, *, limit: int | None = None) -> int:
     return len(_relay(using or DEFAULT_DB_ALIAS, limit, fast=False)[0])
 
 
-def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str | None], str]:
-    """One pass: ({id: history position} of the events sent, why the pass stopped short: "" if it did not)."""
+def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str | None], str, str | None]:
+    """One pass: ({id: history position} of the events sent, why the pass stopped short: "" if it
+    did not, the id of the event whose send failed: ``publish._send`` counted that failure)."""
     from .models import OutboxEvent
 
     if not _layer_ready(fast):
-        return {}, "channel layer unavailable"
+        return {}, "channel layer unavailable", None
     rows = []
     sent: list[tuple[int, str | None]] = []
     with _Lock(alias) as got:
         if not got:
-            return {}, ""  # another sender is at it
+            return {}, "", None  # another sender is at it
         rows = list(
             OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
@@ -160,8 +177,8 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str 
     if len(sent) < len(rows):
         _health["down_since"] = _health["down_since"] or time.monotonic()
         _health["up_since"] = None
-        return event_ids, "channel layer failed"
-    return event_ids, ""
+        return event_ids, "channel layer failed", rows[len(sent)][2]
+    return event_ids, "", None
 
 
 async def _send_in_order(rows) -> list[tuple[int, str | None]]:
