@@ -234,6 +234,19 @@ def test_subscribe_again_and_unsubscribe(vapid, push, ada, make_user):
     assert PushSubscription.objects.count() == 0
 
 
+@pytest.mark.parametrize("body, code", [
+    ({}, 400), ({"endpoint": ""}, 400), ({"endpoint": ["x"]}, 400), ({"endpoint": None}, 400),
+    ({"endpoint": "https://push.example.com/" + "a" * 1000}, 400),
+    ({"endpoint": "https://push.example.com/never-registered"}, 404),
+], ids=["missing", "blank", "list", "null", "too-long", "unknown"])
+def test_bad_unsubscribes_are_4xx_and_delete_nothing(vapid, push, ada, body, code):
+    subscribe(ada, push, "ada")
+    answer = api(ada).delete(SUBS, body, format="json")
+    assert answer.status_code == code, answer.content
+    assert ("endpoint" in answer.json()) if code == 400 else answer.json()["code"] == "not_found"
+    assert PushSubscription.objects.filter(user=ada).count() == 1
+
+
 def _not_on_curve() -> str:
     return b64url(b"\x04" + b"\x01" * 64)
 

@@ -1,6 +1,6 @@
 """The relay inside the servers (docs/design.md#outbox), on PostgreSQL and Redis: started after
 Django's setup (nothing on stderr), with and without ``DATABASE_POOL``, on ``manage.py serve`` and
-uvicorn; one server relays at a time and another takes over when it is killed.
+uvicorn; one server relays at a time and another takes over when it is killed; its metrics.
 
 Each event here comes from ``outbox_crash.py``, which commits a change and is SIGKILLed before
 its fast path could publish: only a relay can deliver it, and no ``realtime_worker`` runs."""
@@ -14,13 +14,17 @@ import uuid
 
 from channels.db import database_sync_to_async
 from django.db import connection
+import psycopg
 import pytest
 import websockets
 
+from django_oda_realtime import outbox
 from django_oda_realtime.models import OutboxEvent
 from django_oda_realtime.outbox_relay import APPLICATION_NAME, LEADER_KEY
+from django_oda_realtime.publish import publish
+from tests.realtime.test_metrics_view import METRICS_TOKEN, scrape, scrape_until, value
 from tests.realtime.test_outbox_servers import command, process_env, receive_event
-from tests.servers import ROOT, StdoutServer, UvicornProcess
+from tests.servers import ROOT, StdoutServer, UvicornProcess, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -143,3 +147,33 @@ async def test_one_server_relays_at_a_time_and_another_takes_over_when_it_is_kil
         await ws.close()
         assert await database_sync_to_async(unpublished)() == 0
     assert standby.errors() == "", standby.errors()
+
+
+async def test_the_servers_relay_exports_backlog_oldest_age_and_lag(settings, redis_url, layer_prefix):
+    """The outbox metrics on a real server's /metrics: rows wait while another sender holds the
+    relay lock (the backlog and its age grow), then go (the lag histogram counts them)."""
+    settings.REALTIME = {**settings.REALTIME, "OUTBOX_SEND_ON_COMMIT": False}  # this process only writes rows
+    env = {"REALTIME_METRICS_TOKEN": METRICS_TOKEN}
+    with StdoutServer(redis_url=redis_url, layer_prefix=layer_prefix, env=env) as server:
+        await wait_for_relay({server.proc.pid})
+        before = await scrape(server)
+        holder = psycopg.connect(database_url(), autocommit=True)  # another sender
+        try:
+            assert holder.execute("SELECT pg_try_advisory_lock(%s)", [outbox.RELAY_KEY]).fetchone()[0]
+            for n in range(3):
+                await database_sync_to_async(publish)("inventory:updated", {"n": n}, ["inventory:all"])
+            waiting = await scrape_until(server, lambda s: value(s, "oda_realtime_outbox_backlog") == 3
+                                         and value(s, "oda_realtime_outbox_oldest_age_seconds") >= 1.0, timeout=20)
+            assert value(waiting, "oda_realtime_outbox_backlog") == 3
+            assert value(waiting, "oda_realtime_outbox_oldest_age_seconds") >= 1.0
+        finally:
+            holder.close()  # releases the lock: the relay sends the rows
+        lag = "oda_realtime_outbox_relay_lag_seconds_count"
+        after = await scrape_until(server, lambda s: value(s, "oda_realtime_outbox_backlog") == 0
+                                   and value(s, lag) - value(before, lag) >= 3, timeout=20)
+        assert value(after, "oda_realtime_outbox_backlog") == 0
+        assert value(after, "oda_realtime_outbox_oldest_age_seconds") == 0
+        assert value(after, lag) - value(before, lag) == 3
+        assert value(after, "oda_realtime_outbox_relay_lag_seconds_sum") - value(
+            before, "oda_realtime_outbox_relay_lag_seconds_sum") >= 3 * 1.0  # each waited over a second
+    assert await database_sync_to_async(unpublished)() == 0
