@@ -36,7 +36,8 @@ def relaying_pids() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [LEADER_KEY >> 32, LEADER_KEY & 0xFFFFFFFF])
         return [int(name.rsplit(" ", 1)[1]) for (name,) in cursor.fetchall() if name.startswith(APPLICATION_NAME)]
 
