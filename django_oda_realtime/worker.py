@@ -66,6 +66,10 @@ def run_once(names=None, clock: Callable[[], float] = time.monotonic) -> int:
         except Exception:  # noqa: BLE001  logged; the other jobs go on
             logger.exception("Worker job %s failed", job.name)
             done = 0
+        if not connection.in_atomic_block:
+            # Not held until the next due job (an hour for pruning): with DATABASE_POOL it is the
+            # requests' connection, given back now (kept when CONN_MAX_AGE says so).
+            close_old_connections()
         job.due = clock() if done else clock() + job.every
         total += done
     return total
