@@ -120,6 +120,28 @@ async def test_on_uvicorn_the_relay_starts_at_lifespan_startup(redis_url, layer_
     assert "RuntimeWarning" not in output and "lifespan' protocol appears unsupported" not in output, output
 
 
+class StockDaphne(StdoutServer):
+    """``python -m daphne`` (not ``manage.py serve``): no lifespan, no start hook of ours."""
+
+    server_name = "daphne (stock)"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "oda_realtime.asgi:application"]
+
+
+async def test_on_stock_daphne_the_relay_starts_at_the_first_request(redis_url, layer_prefix, make_user, token):
+    staff = await database_sync_to_async(make_user)(is_staff=True)
+    with StockDaphne(redis_url=redis_url, layer_prefix=layer_prefix, env=POOL) as server:
+        await asyncio.sleep(1.0)  # time it would have had to start on its own
+        assert await database_sync_to_async(relay_connections)() == set()  # nothing before a request
+        ws = await staff_socket(server, token(staff))
+        assert await wait_for_relay({server.proc.pid}) == server.proc.pid
+        handle = await commit_and_die(redis_url, layer_prefix)
+        await delivered(ws, handle)
+        await ws.close()
+    assert "RuntimeWarning" not in server.errors() + server.output()
+
+
 async def test_one_server_relays_at_a_time_and_another_takes_over_when_it_is_killed(
         redis_url, layer_prefix, make_user, token):
     staff = await database_sync_to_async(make_user)(is_staff=True)
