@@ -4,8 +4,8 @@
 caller's transaction (autocommit: a transaction of its own). After commit the committing process
 publishes its rows at once (``OUTBOX_SEND_ON_COMMIT``, the fast path); the relay (``relay_once``,
 run by ``manage.py realtime_worker`` and by a thread of each server process, one relaying at a
-time: ``outbox_relay``) publishes whatever
-is left: rows of a process that died after commit, rows that failed while Redis was down.
+time: ``outbox_relay``) publishes whatever is left: rows of a process that died after commit,
+rows that failed while Redis was down.
 Either way rows go out in commit order, one sender at a time, with the stored event id, so a
 retry is a duplicate the hubs drop, never a second event. docs/design.md#outbox.
 """
