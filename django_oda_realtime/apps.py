@@ -8,7 +8,8 @@ SERVERS = {"daphne", "uvicorn", "gunicorn", "hypercorn"}
 
 def serving() -> bool:
     """Is this process an ASGI server (``manage.py serve``, daphne, uvicorn...)? It then runs the
-    outbox relay in a thread of its own (docs/design.md#outbox)."""
+    outbox relay in a thread of its own, started after setup (``outbox_relay.start``,
+    docs/design.md#outbox)."""
     argv = sys.argv or [""]
     prog = os.path.basename(argv[0])
     if prog == "__main__.py":  # python -m daphne / uvicorn
@@ -37,11 +38,10 @@ class RealtimeConfig(AppConfig):
         register_builtin_topics()
         receivers.connect()
         audit.connect()
-        from . import outbox, worker
+        from . import outbox, outbox_relay, worker
         from .conf import rt_settings
 
+        # Registered only: no query here. Servers start the relay once set up (outbox_relay.start).
         worker.register("realtime.outbox", outbox.relay_job, every=rt_settings.OUTBOX_POLL_INTERVAL,
-                        waker=outbox.waker)
+                        waker=outbox_relay.waker)
         worker.register("realtime.outbox.prune", outbox.prune_job, every=3600.0)
-        if rt_settings.OUTBOX and rt_settings.OUTBOX_RELAY_IN_SERVER and serving():
-            worker.start(["realtime.outbox", "realtime.outbox.prune"])

@@ -34,9 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # The committing process publishes its rows right after commit (the relay is the safety net).
     "OUTBOX_SEND_ON_COMMIT": True,
     # Server processes (manage.py serve, daphne, uvicorn) also run the relay in a thread of their
-    # own. Off by default: the relay runs in ``manage.py realtime_worker`` (docs/design.md#outbox);
-    # in a server it warns at start (a query during app setup) and fails with DATABASE_POOL.
-    "OUTBOX_RELAY_IN_SERVER": False,
+    # own, started once Django is set up; one of them (or manage.py realtime_worker) relays at a
+    # time, the others stand by (docs/design.md#outbox).
+    "OUTBOX_RELAY_IN_SERVER": True,
     # Seconds between relay polls (SQLite; on PostgreSQL NOTIFY wakes it, this is the safety net).
     "OUTBOX_POLL_INTERVAL": 1.0,
     # Rows sent per relay pass.

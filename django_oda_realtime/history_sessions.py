@@ -57,6 +57,15 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {v[2], v[3]}
 """
 
+_RESUMABLE_UNTIL = """
+local longest = -1
+for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local ttl = redis.call('PTTL', ARGV[1] .. pid)
+  if ttl > longest then longest = ttl end
+end
+return longest
+"""
+
 _DELETE_USER = """
 local n = 0
 for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do n = n + redis.call('DEL', ARGV[1] .. pid) end
@@ -168,6 +177,12 @@ class MemorySessions:
         session.expires = entry[3]
         return session
 
+    async def resumable_until(self, user_id: object) -> float | None:
+        """When the last of ``user_id``'s sessions expires (``time.time()`` scale); None if none is left."""
+        user = _user(user_id)
+        expiries = [entry[3] for pid in list(self._users.get(user, ())) if (entry := self._get(pid)) is not None]
+        return max(expiries, default=None)
+
     async def delete_user_sessions(self, user_id: object) -> int:
         """Forget every session of ``user_id`` (logout)."""
         user = _user(user_id)
@@ -191,6 +206,7 @@ class RedisSessions:
         self._store = AsyncScript(None, _STORE.encode())
         self._take = AsyncScript(None, _TAKE.encode())
         self._delete_user = AsyncScript(None, _DELETE_USER.encode())
+        self._resumable_until = AsyncScript(None, _RESUMABLE_UNTIL.encode())
 
     async def store_session(self, session: StoredSession, *, create: bool = False) -> bool:
         """Create (``create=True``: only if new) or update (only by its owner) ``session``."""
@@ -224,6 +240,17 @@ class RedisSessions:
         session = StoredSession.decode(pid, user, previous, data)
         session.expires = time.time() + _ttl()
         return session
+
+    async def resumable_until(self, user_id: object) -> float | None:
+        """When the last of ``user_id``'s sessions expires (``time.time()`` scale); None if none is left.
+
+        Raises ``RedisError``/``OSError`` when Redis does not answer: unknown is the caller's call."""
+        user = _user(user_id)
+        if user is None:
+            return None
+        ttl_ms = int(await self._resumable_until(keys=[self.user_prefix + user], args=[self.session_prefix],
+                                                 client=self.clients.get()))
+        return time.time() + ttl_ms / 1000 if ttl_ms >= 0 else None
 
     async def delete_user_sessions(self, user_id: object) -> int:
         """Forget every session of ``user_id`` (logout)."""

@@ -3,13 +3,13 @@
 ``publish()`` stores each event (its encoded envelope and id) in ``realtime_outbox`` inside the
 caller's transaction (autocommit: a transaction of its own). After commit the committing process
 publishes its rows at once (``OUTBOX_SEND_ON_COMMIT``, the fast path); the relay (``relay_once``,
-run by ``manage.py realtime_worker`` and by a thread of each server process) publishes whatever
-is left: rows of a process that died after commit, rows that failed while Redis was down.
+run by ``manage.py realtime_worker`` and by a thread of each server process, one relaying at a
+time: ``outbox_relay``) publishes whatever is left: rows of a process that died after commit,
+rows that failed while Redis was down.
 Either way rows go out in commit order, one sender at a time, with the stored event id, so a
 retry is a duplicate the hubs drop, never a second event. docs/design.md#outbox.
 """
 from datetime import UTC, datetime, timedelta
-from functools import partial
 import logging
 import threading
 import time
@@ -60,16 +60,32 @@ def send_now(using: str | None = None, events: list[Event] = ()) -> None:
     if not rt_settings.OUTBOX_SEND_ON_COMMIT:
         return
     try:
-        sent, reason = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
+        sent, reason, counted = _relay(using or DEFAULT_DB_ALIAS, None, fast=True)
     except Exception as e:  # noqa: BLE001  the relay publishes it later
-        sent, reason = {}, type(e).__name__
+        sent, reason, counted = {}, type(e).__name__, None
         logger.warning("Relaying the outbox after commit failed (%s)", reason)
     for event in events:
         if event.id in sent:
             event.position = sent[event.id]  # what publish() returned now carries it, as without the outbox
-        elif reason:
-            metrics.PUBLISH_FAILURES.labels(event.name).inc()
+    unsent = [event for event in events if event.id not in sent]
+    if reason and unsent:
+        for event in _still_stored(using or DEFAULT_DB_ALIAS, unsent):
+            if event.id != counted:  # the send that failed counted its own
+                metrics.PUBLISH_FAILURES.labels(event.name).inc()
             publish_logger.error("Publishing %s failed: %s; the outbox relay sends it later", event.name, reason)
+
+
+def _still_stored(alias: str, events: list[Event]) -> list[Event]:
+    """``events`` whose rows committed: not those of a savepoint rolled back after the transaction's
+    first publish (its callback had them already). Only on the failure path: one query."""
+    from .models import OutboxEvent
+
+    try:
+        stored = set(OutboxEvent.objects.using(alias).filter(event_id__in=[e.id for e in events])
+                     .values_list("event_id", flat=True))
+    except DatabaseError:
+        return events  # unknown: report them all
+    return [event for event in events if event.id in stored]
 
 
 class _AfterCommit:
@@ -131,17 +147,18 @@ def relay_once(using: str | None = None, *, limit: int | None = None) -> int:
     return len(_relay(using or DEFAULT_DB_ALIAS, limit, fast=False)[0])
 
 
-def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str | None], str]:
-    """One pass: ({id: history position} of the events sent, why the pass stopped short: "" if it did not)."""
+def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str | None], str, str | None]:
+    """One pass: ({id: history position} of the events sent, why the pass stopped short: "" if it
+    did not, the id of the event whose send failed: ``publish._send`` counted that failure)."""
     from .models import OutboxEvent
 
     if not _layer_ready(fast):
-        return {}, "channel layer unavailable"
+        return {}, "channel layer unavailable", None
     rows = []
     sent: list[tuple[int, str | None]] = []
     with _Lock(alias) as got:
         if not got:
-            return {}, ""  # another sender is at it
+            return {}, "", None  # another sender is at it
         rows = list(
             OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
@@ -160,8 +177,8 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str 
     if len(sent) < len(rows):
         _health["down_since"] = _health["down_since"] or time.monotonic()
         _health["up_since"] = None
-        return event_ids, "channel layer failed"
-    return event_ids, ""
+        return event_ids, "channel layer failed", rows[len(sent)][2]
+    return event_ids, "", None
 
 
 async def _send_in_order(rows) -> list[tuple[int, str | None]]:
@@ -262,42 +279,3 @@ def prune_job() -> int:
         connections[DEFAULT_DB_ALIAS].close()
         return 0
 
-
-def waker(using: str | None = None):
-    """A ``wait(timeout)`` for the relay's thread: LISTEN/NOTIFY on PostgreSQL, a sleep otherwise."""
-    alias = using or DEFAULT_DB_ALIAS
-    if connections[alias].vendor != "postgresql":
-        return time.sleep
-    state = {"conn": None}
-
-    def wait(timeout: float) -> None:
-        try:
-            if state["conn"] is None:
-                wrapper = connections.create_connection(alias)
-                wrapper.ensure_connection()
-                raw = wrapper.connection
-                raw.autocommit = True
-                raw.execute(f"LISTEN {CHANNEL}")
-                state["conn"], state["wrapper"] = raw, wrapper
-                return  # rows committed before LISTEN: the caller's next pass sees them
-            for _ in state["conn"].notifies(timeout=timeout, stop_after=1):
-                pass
-            for _ in state["conn"].notifies(timeout=0.001):
-                pass  # one pass for notifications already queued
-        except Exception as e:  # noqa: BLE001  the database is down or restarting: poll meanwhile
-            logger.warning("Outbox LISTEN failed (%s); polling", type(e).__name__)
-            try:
-                state.pop("wrapper", None) and state["conn"].close()
-            except Exception:  # noqa: BLE001
-                pass
-            state["conn"] = None
-            time.sleep(timeout)
-
-    def close() -> None:
-        wrapper = state.pop("wrapper", None)
-        state["conn"] = None
-        if wrapper is not None:
-            wrapper.close()
-
-    wait.close = close
-    return wait

@@ -100,7 +100,10 @@ def _send_sync(event: Event) -> None:
 
 
 def publish(event: str, data: object, rooms, *, type: str | None = None, using: str | None = None) -> Event:
-    """Send ``event`` with ``data`` to ``rooms``; after commit if inside a transaction."""
+    """Send ``event`` with ``data`` to ``rooms``; after commit if inside a transaction.
+
+    The returned ``Event`` carries its history ``position`` once this process sent it (at once, or
+    at commit); None while it waits in the outbox or when another sender sent it."""
     built = _build(event, data, rooms, type)
     in_transaction = transaction.get_connection(using).in_atomic_block
     if rt_settings.OUTBOX and outbox.store(built, using):

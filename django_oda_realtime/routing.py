@@ -15,6 +15,7 @@ from asgiref.sync import markcoroutinefunction
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
+from . import outbox_relay
 from .auth import JWTAuthMiddleware
 from .socketio.carriers import PollingCarrier, WebSocketCarrier
 from .socketio.consumer import SocketIOConsumer, engine_options
@@ -40,14 +41,31 @@ http_urlpatterns = [
 ]
 
 
+async def lifespan(scope, receive, send):
+    """ASGI lifespan (uvicorn, hypercorn): the outbox relay starts at startup and stops at shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            outbox_relay.start()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            outbox_relay.stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 class ProtocolRouter:
-    """``ProtocolTypeRouter`` without a frame of its own: by ``scope["type"]`` to an application."""
+    """``ProtocolTypeRouter`` without a frame of its own: by ``scope["type"]`` to an application.
+
+    Its first call starts the outbox relay of this server process (``outbox_relay.start``): after
+    Django's setup, in the process that serves (docs/design.md#outbox)."""
 
     def __init__(self, mapping: dict) -> None:
         self.mapping = mapping
 
     @markcoroutinefunction  # an ASGI 3 application to daphne, uvicorn and asgiref: it returns a coroutine
     def __call__(self, scope, receive, send):
+        outbox_relay.start()  # once: a dict lookup on later calls
         application = self.mapping.get(scope["type"])
         if application is None:
             raise ValueError(f"No application configured for scope type {scope['type']!r}")
@@ -88,5 +106,6 @@ def application_for(http_app, extra_websocket_urlpatterns=()):
         {
             "http": URLRouter([*http_urlpatterns, re_path(r"", http_app)]),
             "websocket": JWTAuthMiddleware(ConsumerPaths(ours, fallback)),
+            "lifespan": lifespan,
         }
     )

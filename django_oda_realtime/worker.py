@@ -11,7 +11,9 @@ without waiting ``every``), one that did none waits ``every`` seconds. A job tha
 logged and run again at its next turn: one broken job never stops the others. Pure
 scheduling: the jobs bring their own transactions. A job registered with ``waker`` (the outbox
 relay: LISTEN/NOTIFY on PostgreSQL) runs in a thread of its own and, when idle, waits on the
-waker instead of sleeping, so it wakes at once (docs/design.md#outbox).
+waker instead of sleeping, so it wakes at once; a waker with ``lead()`` (the relay's leader lock)
+runs its job only while ``lead()`` is true, else tries again every ``every`` seconds
+(docs/design.md#outbox).
 """
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +66,10 @@ def run_once(names=None, clock: Callable[[], float] = time.monotonic) -> int:
         except Exception:  # noqa: BLE001  logged; the other jobs go on
             logger.exception("Worker job %s failed", job.name)
             done = 0
+        if not connection.in_atomic_block:
+            # Not held until the next due job (an hour for pruning): with DATABASE_POOL it is the
+            # requests' connection, given back now (kept when CONN_MAX_AGE says so).
+            close_old_connections()
         job.due = clock() if done else clock() + job.every
         total += done
     return total
@@ -93,7 +99,11 @@ def run(stop: threading.Event, names=None, tick: float = 0.2) -> None:
 def _run_alone(job: Job, stop: threading.Event) -> None:
     """A job with a waker, in its own thread: run while it has work, else wait to be woken."""
     wait = job.waker()
+    lead = getattr(wait, "lead", None)
     while not stop.is_set():
+        if lead is not None and not lead():
+            stop.wait(job.every)  # another process runs it: standby
+            continue
         try:
             done = job.fn() or 0
         except Exception:  # noqa: BLE001  logged; retried after a wait

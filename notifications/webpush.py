@@ -3,15 +3,16 @@ notifications to users who are not connected, by the background worker.
 
 A notification is queued (``PushDelivery``) in the transaction that stores it, for each subscription
 of its users whose push preference for the kind is on. The worker's job ``deliver_due`` sends what is
-due, unless the user has a socket open (presence counts across processes, django_oda_realtime/presence.py) or a
-resumable session (``has_resumable_session``): then the socket, or the replay on resume, delivers it,
-and nobody gets both. Payloads are encrypted per RFC 8291 (aes128gcm) and signed with VAPID (RFC 8292)
+due, unless the user has a socket open (presence counts across processes, django_oda_realtime/presence.py):
+then the socket delivered it. A user with a resumable session (``resumable_until``: disconnected
+within ``HISTORY_WINDOW``) gets it from the replay on resume; the delivery waits until that session
+has expired and is sent then only if the user did not come back. Nobody gets both. Payloads are encrypted per RFC 8291 (aes128gcm) and signed with VAPID (RFC 8292)
 by pywebpush. A push service's 404/410 means the subscription is gone: it is deleted. 429, 5xx and
 network errors are retried with exponential backoff, up to ``WEBPUSH_MAX_ATTEMPTS``.
 """
 import base64
 import binascii
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 import json
 import logging
@@ -31,10 +32,11 @@ logger = logging.getLogger("notifications.webpush")
 
 MAX_ENDPOINT_LENGTH = 1000  # PushSubscription.endpoint's max_length
 BATCH = 50  # deliveries per worker turn
+RESUME_MARGIN = timedelta(seconds=1)  # past a resumable session's expiry
 GONE = (404, 410)  # RFC 8030 section 7.3: the subscription expired or was removed
 
 __all__ = ["InvalidSubscription", "validate_subscription", "subscribe", "queue", "deliver_due",
-           "has_resumable_session", "open_sockets", "public_key"]
+           "has_resumable_session", "resumable_until", "open_sockets", "public_key"]
 
 
 class InvalidSubscription(ValueError):
@@ -98,9 +100,28 @@ def queue(notifications: list[Notification]) -> int:
     return len(rows)
 
 
+def resumable_until(user_id):
+    """When the user's last resumable session expires (an aware datetime), None if none is left.
+
+    Read from the resume session store (django_oda_realtime/history_sessions.py, docs/design.md#history),
+    shared by every process on Redis. None also when the store does not answer: then the push is
+    sent (a duplicate beats a loss)."""
+    from asgiref.sync import async_to_sync
+
+    from django_oda_realtime.history_sessions import make_sessions
+
+    try:
+        until = async_to_sync(make_sessions().resumable_until)(user_id)
+    except Exception as e:  # noqa: BLE001  Redis down: unknown
+        logger.warning("Resume sessions unavailable (%s); pushing", type(e).__name__)
+        return None
+    return None if until is None else datetime.fromtimestamp(until, UTC)
+
+
 def has_resumable_session(user_id) -> bool:
-    """Hook for issue #13 (resumable sessions): a user who can resume gets the replay, not a push."""
-    return False
+    """Can the user still resume a session (disconnected within ``HISTORY_WINDOW``)? Then the replay
+    on resume delivers the notification, not a push."""
+    return resumable_until(user_id) is not None
 
 
 @cache
@@ -166,8 +187,14 @@ def deliver_due() -> int:
                .select_related("subscription", "notification")[:BATCH])
     for delivery in due:
         user_id = delivery.subscription.user_id
-        if (open_sockets(user_id) or 0) > 0 or has_resumable_session(user_id):
-            delivery.delete()  # delivered by the socket, or by the replay on resume
+        if (open_sockets(user_id) or 0) > 0:
+            delivery.delete()  # delivered by the socket
+            continue
+        until = resumable_until(user_id)
+        if until is not None:
+            # A resume replays it; if the session expires unresumed, the push goes then.
+            delivery.due_at = until + RESUME_MARGIN
+            delivery.save(update_fields=["due_at"])
             continue
         try:
             _send(delivery)

@@ -129,6 +129,18 @@ class ServerProcess:
         self.stop()
 
 
+class StdoutServer(ServerProcess):
+    """A server whose stdout alone is in ``output()`` (its stderr apart, in ``errors()``): the stream
+    a pipeline reads, and what the server writes to stderr."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stderr = tempfile.NamedTemporaryFile(prefix="daphne-stderr-", suffix=".log", delete=False)
+
+    def errors(self) -> str:
+        return Path(self.stderr.name).read_text(errors="replace")
+
+
 class UvicornProcess(ServerProcess):
     """The same ASGI application on uvicorn (the alternative server), same environment as ServerProcess."""
 

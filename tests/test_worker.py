@@ -63,3 +63,20 @@ def test_run_stops_when_told_and_refuses_unknown_jobs(jobs):
     assert not thread.is_alive() and len(seen) == 3
     with pytest.raises(ValueError):
         jobs.run(stop, ["nope"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_does_not_keep_its_connection_until_it_is_due_again(jobs):
+    """With CONN_MAX_AGE 0 (the tests', and DATABASE_POOL's) the connection is given back after
+    each job: the server's hourly pruning must not hold a pooled connection for an hour."""
+    from django.db import connection
+
+    def query():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return 0
+
+    jobs.register("query", query, every=3600)
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    jobs.run_once()
+    assert connection.connection is None

@@ -88,6 +88,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import http
 from zope.interface import implementer
 
+from .. import outbox_relay
 from ..conf import rt_settings
 from .accesslog import AccessLogMiddleware
 from .drain import DrainGate, drain
@@ -383,6 +384,7 @@ class SlimServer(Server):
 
     def run(self):
         self.application = AccessLogMiddleware(DrainGate(self.application))
+        outbox_relay.start()  # Django is set up by now (docs/design.md#outbox)
         super().run()
 
     def kill_all_applications(self):
@@ -392,6 +394,7 @@ class SlimServer(Server):
         """
         drained = defer.Deferred.fromFuture(asyncio.ensure_future(drain()))
         drained.addErrback(lambda failure: logger.error("The drain failed: %s", failure.getErrorMessage()))
+        drained.addCallback(lambda _: outbox_relay.stop())  # the relay served the drained sockets too
         drained.addCallback(lambda _: Server.kill_all_applications(self))
         return drained
 

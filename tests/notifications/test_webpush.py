@@ -1,22 +1,28 @@
 """Web Push end to end against a local push service that verifies VAPID and decrypts each payload
 (tests/notifications/push_service.py): nothing of pywebpush, py-vapid or http-ece is mocked."""
+import asyncio
 from datetime import timedelta
 import io
 import os
 import subprocess
+import json
 import sys
+import time
+import uuid
 
 from channels.db import database_sync_to_async as db
 from django.core.management import call_command
 from django.utils import timezone
 import pytest
 from rest_framework.test import APIClient
+import websockets
 
 from notifications import services, webpush
 from notifications.models import PushDelivery, PushSubscription
-from tests.conftest import token_for
+from tests.conftest import require_redis, token_for
 from tests.domain import subscribe as subscribe_topic
 from tests.servers import ROOT, database_url, free_port
+from tests.socketio.conftest import socketio_server, use_layer
 
 from .push_service import Browser, PushService, b64url, decrypted
 
@@ -61,6 +67,16 @@ def subscribe(user, push, name) -> Browser:
                             format="json")
     assert answer.status_code == 201, answer.content
     return browser
+
+
+async def resumable(user, expected: bool, timeout: float = 10.0) -> bool:
+    """Wait until the user has (or has not) a resumable session; True once it is as ``expected``."""
+    deadline = time.monotonic() + timeout
+    while await db(webpush.has_resumable_session)(user.pk) != expected:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 def alert(user, title="5 failed logins"):
@@ -179,7 +195,9 @@ def test_bad_preferences_are_400(ada, body):
 @pytest.mark.redis
 async def test_no_push_while_the_user_has_a_socket_open(vapid, push, ada, settings, redis_url, layer_prefix, connect):
     # Presence across processes (django_oda_realtime/presence.py): the worker sees this socket in Redis.
-    settings.REALTIME = {**settings.REALTIME, "PRESENCE_REDIS_URL": redis_url, "PRESENCE_PREFIX": f"p-{layer_prefix}"}
+    # A closed socket's session stays resumable for HISTORY_WINDOW (then a push would wait): 1 s here.
+    settings.REALTIME = {**settings.REALTIME, "PRESENCE_REDIS_URL": redis_url, "PRESENCE_PREFIX": f"p-{layer_prefix}",
+                         "HISTORY_WINDOW": 1.0}
     webpush._presence.cache_clear()
     try:
         browser = await db(subscribe)(ada, push, "ada")
@@ -190,6 +208,7 @@ async def test_no_push_while_the_user_has_a_socket_open(vapid, push, ada, settin
         await sock.receive_event("notification")  # the socket delivered it ...
         assert await db(PushDelivery.objects.count)() == 0  # ... and no push was sent
         await sock.close()
+        assert await resumable(ada, False)
         await db(alert)(ada, "while offline")
         await db(webpush.deliver_due)()
         (got,) = push.wait_for(1)
@@ -213,6 +232,19 @@ def test_subscribe_again_and_unsubscribe(vapid, push, ada, make_user):
     assert PushSubscription.objects.count() == 1  # someone else's subscription stays
     assert api(ada).delete(SUBS, {"endpoint": push.endpoint("ada")}, format="json").status_code == 204
     assert PushSubscription.objects.count() == 0
+
+
+@pytest.mark.parametrize("body, code", [
+    ({}, 400), ({"endpoint": ""}, 400), ({"endpoint": ["x"]}, 400), ({"endpoint": None}, 400),
+    ({"endpoint": "https://push.example.com/" + "a" * 1000}, 400),
+    ({"endpoint": "https://push.example.com/never-registered"}, 404),
+], ids=["missing", "blank", "list", "null", "too-long", "unknown"])
+def test_bad_unsubscribes_are_4xx_and_delete_nothing(vapid, push, ada, body, code):
+    subscribe(ada, push, "ada")
+    answer = api(ada).delete(SUBS, body, format="json")
+    assert answer.status_code == code, answer.content
+    assert ("endpoint" in answer.json()) if code == 400 else answer.json()["code"] == "not_found"
+    assert PushSubscription.objects.filter(user=ada).count() == 1
 
 
 def _not_on_curve() -> str:
@@ -251,3 +283,76 @@ def test_a_valid_https_subscription_is_accepted_in_production(ada, settings):
     settings.WEBPUSH_ALLOW_HTTP_ENDPOINTS = False
     body = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc:def", "keys": Browser().keys()}
     assert api(ada).post(SUBS, body, format="json").status_code == 201
+
+
+@pytest.fixture
+def resume_server(settings):
+    """A real server on Redis, this process publishing on its layer and history (the resume session
+    store is that Redis: what the worker reads)."""
+    require_redis(settings.TEST_REDIS_URL)
+    prefix = f"wpr{uuid.uuid4().hex[:10]}"
+    use_layer(settings, settings.TEST_REDIS_URL, prefix)
+    started = []
+
+    def start(**realtime):
+        started.append(socketio_server(settings.TEST_REDIS_URL, prefix, realtime=realtime).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def connect_and_leave(server, user) -> dict:
+    """Open /ws/, subscribe to the user's notifications, close: a resumable session is left."""
+    ws = await websockets.connect(f"{server.ws_url}/ws/?token={token_for(user)}", proxy=None)
+    hello = json.loads(await ws.recv())["data"]
+    await ws.send(json.dumps({"event": "subscribe:notifications", "data": None, "ack": 1}))
+    reply = json.loads(await ws.recv())
+    assert f"notifications:{user.pk}" in reply["data"]["rooms"], reply
+    await ws.close()
+    return hello
+
+
+def queued_until(user):
+    return list(PushDelivery.objects.filter(subscription__user=user).values_list("due_at", flat=True))
+
+
+@pytest.mark.redis
+async def test_a_user_who_can_resume_gets_the_replay_not_a_push(vapid, push, ada, resume_server):
+    server = resume_server()
+    await db(subscribe)(ada, push, "ada")
+    hello = await connect_and_leave(server, ada)
+    assert await resumable(ada, True)
+    await db(alert)(ada, "while away")
+    assert await db(webpush.deliver_due)() == 1
+    (due,) = await db(queued_until)(ada)  # kept, not sent: due once the session has expired
+    assert due > timezone.now() + timedelta(seconds=60)
+    assert push.received == []
+    query = f"token={token_for(ada)}&resume={hello['sessionId']}&position={hello['position']}"
+    async with websockets.connect(f"{server.ws_url}/ws/?{query}", proxy=None) as ws:
+        connected = json.loads(await ws.recv())
+        assert connected["data"]["recovered"] is True, connected
+        async with asyncio.timeout(10):
+            while (frame := json.loads(await ws.recv())).get("event") != "notification":
+                pass
+        assert frame["data"]["title"] == "while away"
+    assert push.received == []
+
+
+@pytest.mark.redis
+async def test_a_user_whose_sessions_expired_gets_the_push(vapid, push, ada, resume_server):
+    server = resume_server(HISTORY_WINDOW=2.0)  # sessions expire 2 s after the socket's last write
+    browser = await db(subscribe)(ada, push, "ada")
+    await connect_and_leave(server, ada)
+    await db(alert)(ada, "while gone")
+    await db(webpush.deliver_due)()
+    assert push.received == [] and len(await db(queued_until)(ada)) == 1  # resumable yet: waits
+    assert await resumable(ada, False)
+    deadline = time.monotonic() + 10
+    while not push.received and time.monotonic() < deadline:  # due 1 s after the expiry
+        await db(webpush.deliver_due)()
+        await asyncio.sleep(0.2)
+    (got,) = push.wait_for(1)
+    assert decrypted(browser, got)["data"]["title"] == "while gone"
+    assert await db(queued_until)(ada) == []

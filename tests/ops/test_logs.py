@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import json
 import re
 import signal
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +20,7 @@ import pytest
 from shopify_sync.webhooks import sign
 from tests.hardening.support import connected
 from tests.ops.support import json_lines
-from tests.servers import ServerProcess
+from tests.servers import StdoutServer
 from tests.socketio_client.node import NodeClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.slow]
@@ -40,14 +39,6 @@ def http(url: str, data: dict | bytes | None = None, headers: dict | None = None
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
-
-
-class StdoutServer(ServerProcess):
-    """A server whose stdout alone is in ``output()`` (its stderr apart): the stream a pipeline reads."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.stderr = tempfile.NamedTemporaryFile(prefix="daphne-stderr-", suffix=".log", delete=False)
 
 
 async def test_a_full_run_logs_only_json_with_ids_and_never_a_secret(redis_url, make_user):

@@ -95,8 +95,8 @@ async def test_sockets_behind_a_root_path_reach_their_consumer(make_user, token)
 async def test_an_unknown_scope_type_is_an_error_not_a_hang():
     from oda_realtime.asgi import application
 
-    with pytest.raises(ValueError, match="lifespan"):
-        await application({"type": "lifespan"}, None, None)
+    with pytest.raises(ValueError, match="telepathy"):
+        await application({"type": "telepathy"}, None, None)
 
 
 class Member:

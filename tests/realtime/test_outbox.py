@@ -8,7 +8,7 @@ from channels.layers import channel_layers
 from django.db import connection, connections, transaction
 import pytest
 
-from django_oda_realtime import outbox
+from django_oda_realtime import outbox, outbox_relay
 from django_oda_realtime.models import OutboxEvent
 from django_oda_realtime.publish import publish
 
@@ -163,8 +163,8 @@ def test_the_worker_registers_the_relay_and_pruning():
 
 def test_the_relay_is_woken_by_the_commit_on_postgresql(relay_only):
     """The commit trigger NOTIFYs: a relay waiting up to 60 s wakes when a row commits."""
-    wait = outbox.waker()
-    wait(0)  # connects and LISTENs
+    wait = outbox_relay.Leader("default")
+    assert wait.lead()  # takes the leader lock and LISTENs
     woke = threading.Event()
     waiting = threading.Thread(target=lambda: (wait(60), woke.set()), daemon=True)
     waiting.start()
@@ -176,3 +176,79 @@ def test_the_relay_is_woken_by_the_commit_on_postgresql(relay_only):
     finally:
         waiting.join(60)
         wait.close()
+
+
+def passes(queries) -> int:
+    """Relay passes among captured queries (each takes the relay's advisory lock once)."""
+    return sum("pg_try_advisory_lock" in q["sql"] for q in queries)
+
+
+def outbox_writes(queries) -> int:
+    return sum(q["sql"].startswith('INSERT INTO "realtime_outbox"') for q in queries)
+
+
+def test_the_fast_path_runs_one_pass_per_transaction_that_stored_a_row_and_none_otherwise(settings):
+    """A pass is 4 queries (lock, select, mark, unlock): only after a commit that stored a row."""
+    from django.test.utils import CaptureQueriesContext
+
+    def captured(fn) -> list:
+        with CaptureQueriesContext(connection) as queries:
+            fn()
+        return queries.captured_queries
+
+    def rolled_back():
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    publish("inventory:updated", {}, ["inventory:all"])
+                    raise ValueError("rolled back")
+            except ValueError:
+                pass
+
+    def two_in_one():
+        with transaction.atomic():
+            publish("inventory:updated", {"n": 1}, ["inventory:all"])
+            publish("inventory:updated", {"n": 2}, ["inventory:all"])
+
+    def no_event():
+        with transaction.atomic():
+            OutboxEvent.objects.filter(pk=-1).update(published_at=None)
+
+    outside = captured(lambda: publish("inventory:updated", {}, ["inventory:all"]))
+    assert (outbox_writes(outside), passes(outside), len(outside)) == (1, 1, 5)
+    undone = captured(rolled_back)
+    assert (outbox_writes(undone), passes(undone)) == (1, 0)  # its row rolled back: nothing to send
+    assert passes(captured(no_event)) == 0
+    both = captured(two_in_one)
+    assert (outbox_writes(both), passes(both)) == (2, 1)
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
+    settings.REALTIME = {**settings.REALTIME, "OUTBOX": False}
+    assert captured(lambda: publish("inventory:updated", {}, ["inventory:all"])) == []
+
+
+def test_a_send_failure_is_reported_for_committed_events_only(settings):
+    """An event published in a savepoint rolled back after the transaction's first publish is not
+    reported as a failed publish: it never existed."""
+    from django_oda_realtime import metrics
+
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+    }}
+    settings.REALTIME = {**settings.REALTIME, "PUBLISH_TIMEOUT": 1.0}
+    channel_layers.backends.clear()
+    failures = metrics.PUBLISH_FAILURES.labels("inventory:updated")
+    before = failures._value.get()
+    try:
+        with transaction.atomic():
+            publish("inventory:updated", {"n": 1}, ["inventory:all"])
+            try:
+                with transaction.atomic():
+                    publish("inventory:updated", {"n": 2}, ["inventory:all"])
+                    raise ValueError("rolled back")
+            except ValueError:
+                pass
+        assert failures._value.get() - before == 1
+        assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 1
+    finally:
+        outbox._health.update(down_since=None, up_since=None, probed=0.0)

@@ -1,6 +1,6 @@
 """The outbox end to end on PostgreSQL and Redis: real ``manage.py serve`` processes, real WebSocket
-clients, a committing process killed after commit, Redis down during a burst, the relay killed
-mid-batch (docs/design.md#outbox)."""
+clients, Redis down during a burst, the relay killed mid-batch (docs/design.md#outbox). A
+committing process killed right after commit: test_outbox_relay_servers.py."""
 import asyncio
 from collections import defaultdict
 import json
@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
@@ -109,32 +108,12 @@ class Collector:
         self.task.cancel()
 
 
-async def test_a_process_killed_right_after_commit_has_its_event_delivered_by_the_relay(
-        redis_url, layer_prefix, make_user, token):
-    staff = await database_sync_to_async(make_user)(is_staff=True)
-    handle = f"crash-{uuid.uuid4().hex[:8]}"
-    relay = {"REALTIME_OUTBOX_RELAY_IN_SERVER": "true"}  # the relay in the server process
-    with ServerProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=relay) as server:
-        async with websockets.connect(f"{server.ws_url}/ws/?token={token(staff)}") as ws:
-            await receive_event(ws, "connected")
-            assert (await command(ws, "subscribe:staff"))["data"]["rooms"] == ["staff"]
-            crashed = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "tests/realtime/outbox_crash.py", handle], cwd=ROOT,
-                env=process_env(redis_url, layer_prefix), capture_output=True, text=True, timeout=60)
-            assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-            assert "not reached" not in crashed.stdout
-            frame = await receive_event(ws, "notification", timeout=20)
-    assert frame["type"] == "user:activity"
-    assert handle in json.dumps(frame["data"]) or "Crash Tee" in json.dumps(frame["data"])
-    assert not await database_sync_to_async(OutboxEvent.objects.filter(published_at__isnull=True).exists)()
-
-
 async def test_redis_down_for_30_s_during_a_burst_of_500_changes(this_process_on, layer_prefix, make_user, token):
     viewer = await database_sync_to_async(make_user)(perms=["inventory.view_inventorylevel"])
     redis = RedisProcess().start()
     this_process_on(redis.url, layer_prefix)
     try:
-        env = {"REALTIME_IDLE_TIMEOUT": "600", "REALTIME_OUTBOX_RELAY_IN_SERVER": "true"}
+        env = {"REALTIME_IDLE_TIMEOUT": "600"}  # the server's own relay (on by default) sends the backlog
         with ServerProcess(redis_url=redis.url, layer_prefix=layer_prefix, env=env) as server:
             collector = Collector(await inventory_client(server, token(viewer)))
             redis.stop()

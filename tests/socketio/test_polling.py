@@ -6,7 +6,7 @@ import aiohttp
 from channels.db import database_sync_to_async
 import pytest
 
-from django_oda_realtime import publish
+from django_oda_realtime import apublish, publish
 from tests.conftest import token_for
 from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
 from tests.socketio.wire import SEP, Polling, RawSocket, parse_event
@@ -52,7 +52,7 @@ async def test_connect_subscribe_and_receive_over_polling(http, sio_server, view
     assert await p.packets() == ['431[{"data":{"topic":"inventory","rooms":["inventory:product:9"],"refused":[]}}]']
     waiting = asyncio.ensure_future(p.packets())
     await asyncio.sleep(0.2)  # the GET is waiting on the server when the event comes
-    event = await database_sync_to_async(publish)("inventory:updated", {"available": 1}, ["inventory:product:9"])
+    event = await apublish("inventory:updated", {"available": 1}, ["inventory:product:9"])
     assert await waiting == ['42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"]
 
 
@@ -60,7 +60,7 @@ async def test_packets_queued_between_polls_arrive_together(http, sio_server, vi
     p = await connected(http, sio_server, viewer)
     await p.post('421["subscribe:inventory"]')
     assert (await p.packets())[0].startswith("431[")
-    sent = [await database_sync_to_async(publish)("inventory:updated", {"n": n}, ["inventory:all"]) for n in range(3)]
+    sent = [await apublish("inventory:updated", {"n": n}, ["inventory:all"]) for n in range(3)]
     await asyncio.sleep(0.3)
     got = await p.packets()
     assert got == ['42["inventory:updated",' + e.json + ",\"" + e.position + "\"]" for e in sent]
@@ -78,7 +78,7 @@ async def test_upgrade_to_websocket_keeps_the_session(http, sio_server, viewer, 
     assert await waiting == (200, "6")  # the waiting GET ends with a noop
     await ws.send("5")
     await asyncio.sleep(0.1)
-    event = await database_sync_to_async(publish)("inventory:updated", {"via": "ws"}, ["inventory:all"])
+    event = await apublish("inventory:updated", {"via": "ws"}, ["inventory:all"])
     assert await ws.recv() == '42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"
     status, body = await p.get()
     assert status == 400 and json.loads(body)["code"] == 3  # polling is over for this session

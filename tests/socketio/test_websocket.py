@@ -7,7 +7,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 import websockets
 
-from django_oda_realtime import publish
+from django_oda_realtime import apublish
 from django_oda_realtime.accounts.revocation import revoke_tokens
 from tests.conftest import token_for
 from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
@@ -119,7 +119,7 @@ async def test_subscribe_with_ack_then_the_published_event_frame(sock, viewer, s
     s, _, _ = await connected(sock, viewer)
     await s.send('421["subscribe:inventory",{"locationIds":["7"]}]')
     assert await s.recv() == '431[{"data":{"topic":"inventory","rooms":["inventory:location:7"],"refused":[]}}]'
-    event = await database_sync_to_async(publish)("inventory:updated", {"available": 3}, ["inventory:location:7"])
+    event = await apublish("inventory:updated", {"available": 3}, ["inventory:location:7"])
     # The event's position in the history is its last argument (the client's recovery offset).
     assert await s.recv() == '42["inventory:updated",' + event.json + ',"' + event.position + '"]'
 
