@@ -143,3 +143,49 @@ async def test_subscribe_with_snapshot_returns_current_levels_and_their_position
     await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"snapshot": "yes"}, "ack": 2}))
     assert json.loads(await ws.recv())["error"]["code"] == "validation_error"
     await ws.close()
+
+
+async def test_ws_a_resumed_session_takes_over_its_stale_connection_without_counting_twice(servers, make_user):
+    """The stale connection is still open on the server (its client vanished, no TCP close):
+    the resume is not refused by the per-user cap (3 in these servers), the stale one no longer
+    counts, and it is closed."""
+    server = servers()
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    room = f"inventory:location:{level.location_id}"
+    token = token_for(user)
+    balancer = await Forwarder(server.port).start()
+    stale, hello = await open_ws(balancer.port, f"token={token}")
+    await stale.send(json.dumps({"event": "subscribe:inventory", "data": {"locationIds": [str(level.location_id)]}, "ack": 1}))
+    assert json.loads(await stale.recv())["data"]["rooms"] == [room]
+    others = [(await open_ws(server.port, f"token={token}"))[0] for _ in range(2)]  # at the cap now
+    balancer.cut(keep_upstream=True)  # the server still holds the stale connection open
+    await apublish("inventory:updated", {"n": 0}, [room])
+    try:
+        resumed, got = await open_ws(server.port, f"token={token}&resume={hello['sessionId']}&position={hello['position']}")
+        assert got["recovered"] is True and room in got["rooms"]
+        assert json.loads(await resumed.recv())["data"]["n"] == 0
+        # The resumed connection counts once: a fourth one is refused ...
+        extra = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/?token={token}", proxy=None, ping_interval=None)
+        assert json.loads(await extra.recv())["code"] == "too_many_connections"
+        await extra.close()
+        # ... and the stale one not at all: with one of the others closed, a new one is accepted.
+        await others.pop().close()
+        async with asyncio.timeout(10):
+            while True:
+                ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/?token={token}", proxy=None, ping_interval=None)
+                first = json.loads(await ws.recv())
+                if first.get("event") == "connected":
+                    others.append(ws)
+                    break
+                await ws.close()  # the close of the other is still being counted down: retry
+                await asyncio.sleep(0.1)
+        # The stale connection was told to close by the resume (on whichever process holds it).
+        async with asyncio.timeout(10):
+            while server.output().count("session_resumed") == 0:
+                await asyncio.sleep(0.1)
+        await resumed.close()
+    finally:
+        for ws in others:
+            await ws.close()
+        await balancer.stop()
