@@ -106,3 +106,20 @@ async def test_live_copies_of_replayed_events_arriving_after_the_switch_are_not_
     got = replayed + [n for n, _ in await inventory_numbers(resumed, 6)]
     assert got == list(range(7)), got
     assert [n for n, _ in await inventory_numbers(other, 6)] == [3, 4, 5, 6]
+
+
+async def test_a_socket_open_longer_than_the_window_still_resumes(connect, make_user, token, settings):
+    """The window counts from the disconnect: the hub renews the sessions of its open sockets."""
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_WINDOW": 1.5}
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    room = f"inventory:location:{level.location_id}"
+    first = await connect(token(user))
+    hello = first.connected_payload["data"]
+    assert (await first.command("subscribe:inventory", {"locationIds": [str(level.location_id)]}))["data"]["rooms"] == [room]
+    await asyncio.sleep(4.0)  # over twice the window, open (the hub's sweeper runs once a second)
+    await first.close()
+    await apublish("inventory:updated", {"n": 0}, [room])
+    resumed = await connect(token(user) + f"&resume={hello['sessionId']}&position={hello['position']}")
+    assert resumed.connected_payload["data"]["recovered"] is True
+    assert [n for n, _ in await inventory_numbers(resumed, 0)] == [0]
