@@ -23,7 +23,6 @@ import json
 import os
 from pathlib import Path
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,8 @@ import time
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import RedisProcess, free_port, wait_for_port  # noqa: E402
+from bench.run import STACKS, Server, raise_fd_limit  # noqa: E402
+from tests.servers import RedisProcess  # noqa: E402
 
 PY = sys.executable
 ROOM = "inventory:all"
@@ -42,31 +42,6 @@ SUBSCRIBE = json.dumps({"event": "subscribe:inventory", "data": {}, "ack": 1})
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class Server:
-    def __init__(self, env: dict, port: int, logdir: Path) -> None:
-        self.env, self.port, self.logdir = env, port, logdir
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Server":
-        out = open(self.logdir / f"serve-{time.monotonic_ns()}.log", "w")
-        self.proc = subprocess.Popen([PY, "manage.py", "serve", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, timeout=60, proc=self.proc)
-        return self
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 class Client:
@@ -159,7 +134,8 @@ async def restart_resume(server: Server, tokens: list[str], missed: int) -> str:
     await gather_bounded([c.connect() for c in clients], 100)
     await gather_bounded([c.subscribe() for c in clients], 100)
     log(f"{len(clients)} clients connected and subscribed in {time.perf_counter() - t0:.1f} s")
-    server.kill()
+    server.proc.kill()  # SIGKILL: no drain, no close frames
+    server.proc.wait(10)
     log(f"server SIGKILLed; publishing {missed} events while it is down")
     await publish(missed)
     for c in clients:
@@ -220,7 +196,7 @@ async def amain(args) -> None:
         import django
 
         django.setup()
-        server = Server(env, free_port(), workdir).start()
+        server = Server(STACKS["ours-daphne"], env, workdir).start()
         lines = [await replay_rate(server.port, tokens[-1], args.replay),
                  await restart_resume(server, tokens[:args.clients], args.missed)]
     finally:
@@ -241,8 +217,6 @@ def main() -> None:
     parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
     args = parser.parse_args()
     args.load = os.getloadavg()[0]
-    from bench.run import raise_fd_limit
-
     raise_fd_limit(args.clients * 2 + 1024)
     asyncio.run(amain(args))
 

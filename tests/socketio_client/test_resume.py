@@ -74,6 +74,14 @@ async def subscribed_client(clients, url, user, level) -> NodeClient:
     return client
 
 
+async def keep_away(balancer: Forwarder, client: NodeClient) -> None:
+    """Cut the client's connection and keep it away: nothing listens behind the forwarder, the
+    client retries meanwhile (``balancer.target = server.port`` lets it back)."""
+    balancer.target = free_port()
+    balancer.cut()
+    await client.next("disconnect")
+
+
 def room_of(level) -> str:
     return f"inventory:location:{level.location_id}"
 
@@ -211,9 +219,7 @@ async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user)
     balancer = await Forwarder(server.port).start()
     try:
         client = await subscribed_client(clients, balancer.url, user, level)
-        balancer.target = free_port()  # nothing listens: the client retries meanwhile
-        balancer.cut()
-        await client.next("disconnect")
+        await keep_away(balancer, client)
         await database_sync_to_async(revoke_tokens)(user)
         await apublish("inventory:updated", {"n": 0}, [room_of(level)])
         balancer.target = server.port
@@ -224,21 +230,26 @@ async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user)
         await balancer.stop()
 
 
-async def test_beyond_the_window_it_is_a_fresh_session(servers, clients, make_user, settings):
-    server = servers(realtime={"HISTORY_WINDOW": 1.0})
+@pytest.mark.parametrize("bound", ["window", "count"])
+async def test_beyond_the_window_or_the_history_count_it_is_a_fresh_session(servers, clients, make_user, bound):
+    server = servers(realtime={"HISTORY_WINDOW": 1.0} if bound == "window" else {"HISTORY_MAX_EVENTS": 5})
     user = await database_sync_to_async(make_user)(perms=PERMS)
     level = await database_sync_to_async(make_level)(available=10)
     balancer = await Forwarder(server.port).start()
     try:
         client = await subscribed_client(clients, balancer.url, user, level)
-        balancer.target = free_port()
-        balancer.cut()
-        await client.next("disconnect")
-        await asyncio.sleep(2.5)  # the window (and the stored session) has passed
+        await keep_away(balancer, client)
+        if bound == "window":
+            await asyncio.sleep(2.5)  # the window (and the stored session) has passed
+        else:
+            for n in range(8):  # 8 missed events, 5 kept: the first 3 are trimmed, inside the window
+                await apublish("inventory:updated", {"n": n}, [room_of(level)])
         balancer.target = server.port
         assert (await client.next("connect", timeout=15))["recovered"] is False
         welcome = (await client.next("event", "connected"))["args"][0]["data"]
         assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
+        await asyncio.sleep(0.3)
+        assert not [m for m in client.seen if m.get("event") == "inventory:updated"]  # nothing replayed
     finally:
         await balancer.stop()
 
@@ -259,9 +270,7 @@ async def test_after_redis_is_flushed_nothing_is_recovered(clients, make_user, s
         client = await subscribed_client(clients, balancer.url, user, level)
         await apublish("inventory:updated", {"n": 0}, [room_of(level)])
         await client.next("event", "inventory:updated")
-        balancer.target = free_port()
-        balancer.cut()
-        await client.next("disconnect")
+        await keep_away(balancer, client)
         async with aioredis.from_url(private.url) as r:
             await r.flushall()
         balancer.target = server.port
@@ -323,25 +332,3 @@ async def test_subscribe_with_a_snapshot_over_socketio(servers, clients, make_us
     assert event["args"][-1].split(":")[0] == epoch and event["args"][-1] > snapshot["position"]
     bad = await client.emit("subscribe:inventory", {"locationIds": [str(level.location_id)], "snapshot": 1}, ack=True)
     assert bad["error"]["code"] == "validation_error"
-
-
-async def test_beyond_the_history_count_it_is_a_fresh_session(servers, clients, make_user):
-    server = servers(realtime={"HISTORY_MAX_EVENTS": 5})
-    user = await database_sync_to_async(make_user)(perms=PERMS)
-    level = await database_sync_to_async(make_level)(available=10)
-    balancer = await Forwarder(server.port).start()
-    try:
-        client = await subscribed_client(clients, balancer.url, user, level)
-        balancer.target = free_port()
-        balancer.cut()
-        await client.next("disconnect")
-        for n in range(8):  # 8 missed events, 5 kept: the first 3 are trimmed, inside the window
-            await apublish("inventory:updated", {"n": n}, [room_of(level)])
-        balancer.target = server.port
-        assert (await client.next("connect", timeout=15))["recovered"] is False
-        welcome = (await client.next("event", "connected"))["args"][0]["data"]
-        assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
-        await asyncio.sleep(0.3)
-        assert not [m for m in client.seen if m.get("event") == "inventory:updated"]  # nothing replayed
-    finally:
-        await balancer.stop()
