@@ -15,7 +15,7 @@ Both protocols use this one sequence (``SocketConsumer.open_resumable``):
 5. After the switch to live, live events at or below the replay's **horizon** (the last history
    entry it read) are dropped: the replay reads the history on one Redis connection while the live
    copies of the same events reach the hub on another (pub/sub: still unread on the hub's
-   subscriber connection; core layer: the publisher ``group_send``s after appending), so a live
+   subscriber connection; core layer: still in the hub's sorted set until its next pop), so a live
    copy of a replayed event may arrive after the buffer was switched off. Exactly once across the
    switch (tests/realtime/test_resume_handover.py).
 
