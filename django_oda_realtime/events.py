@@ -68,6 +68,8 @@ class Event:
     published_at: float = 0.0
     position: str | None = None  # in the event history (docs/design.md#history); None if not from it
     frames: dict[str, str] = field(default_factory=dict, repr=False)
+    # The position's sort key, parsed once per process when a resumed socket needs it (sockets/resume.py).
+    order: tuple | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, event: str, data: object, rooms, *, type: str | None = None) -> "Event":

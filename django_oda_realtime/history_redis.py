@@ -12,14 +12,18 @@ docs/design.md#history. Keys, all under one prefix (default: the channel layer's
 On the channels-redis **pub/sub** layer (msgpack, no encryption) the append script also PUBLISHes the
 layer message, with its position appended, to the rooms' group channels: Redis runs a script
 atomically, so PUBLISH order is position order on every subscriber, and a retried publish of the same
-id is neither appended nor delivered twice. On the **core** layer (and a pub/sub layer with encryption)
-the script only appends, and the caller's process then ``group_send``s the message with its position:
-positions and replay hold, but two processes publishing at once may be delivered in different orders.
+id is neither appended nor delivered twice. On the **core** layer the script also does the layer's group_send (ZADD to each member channel's
+sorted set, scored by the position), so hubs receive in position order there too. With
+``symmetric_encryption_keys`` the script only appends and the caller's process then ``group_send``s
+the message with its position: positions and replay hold, but two processes publishing at once may
+be delivered in different orders.
 
 Single Redis host only: channels-redis shards groups over several hosts, a script runs on one.
 """
 import asyncio
 import logging
+import os
+import time
 import types
 import weakref
 
@@ -101,6 +105,48 @@ if #ARGV > 10 then
 end
 return {pos, 1}
 """
+
+# The core layer's group_send, done by the append script itself (docs/design.md#history): for each
+# group key (KEYS[4..]) its member channels get the message, with its position and, as
+# channels-redis core sends it, "__asgi_channel__" (the channels sharing one Redis key), behind the
+# layer's random prefix, in that key's sorted set scored by the position (so BZPOPMIN hands a hub
+# its events in position order). ARGV after the append's ten: layer prefix, random prefix, capacity,
+# message expiry (s), group expiry (s), now (s, the publisher's clock, as channels-redis uses it).
+_APPEND_CORE = _APPEND.replace("""
+if #ARGV > 10 then""", """
+if #KEYS > 3 then
+  local function str(v)
+    if #v < 32 then return string.char(160 + #v) .. v end
+    if #v < 256 then return '\\217' .. string.char(#v) .. v end
+    return '\\218' .. string.char(math.floor(#v / 256)) .. string.char(#v % 256) .. v
+  end
+  local body = ARGV[10]
+  local head = ARGV[12] .. string.char(string.byte(body, 1) + 2) .. string.sub(body, 2) .. '\\163pos' .. str(pos)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  local score = string.format('%.0f.%03d%03d', math.floor(ms / 1000), ms % 1000, math.min(seq, 999))
+  local now = tonumber(ARGV[16])
+  local order, channels = {}, {}
+  for k = 4, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], 0, math.floor(now) - tonumber(ARGV[15]))
+    for _, channel in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
+      local cut = string.find(channel, '!', 1, true)
+      local key = ARGV[11] .. (cut and string.sub(channel, 1, cut) or channel)
+      if not channels[key] then channels[key] = {}; order[#order + 1] = key end
+      table.insert(channels[key], channel)
+    end
+  end
+  for _, key in ipairs(order) do
+    redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - tonumber(ARGV[14]))
+    if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[13]) then
+      local list = channels[key]
+      local msg = head .. '\\176__asgi_channel__' .. (#list < 16 and string.char(144 + #list) or ('\\220' .. string.char(math.floor(#list / 256)) .. string.char(#list % 256)))
+      for _, channel in ipairs(list) do msg = msg .. str(channel) end
+      redis.call('ZADD', key, score, msg)
+      redis.call('EXPIRE', key, ARGV[14])
+    end
+  end
+elseif #ARGV > 10 then""")
 
 _INFO = """
 local info = redis.call('XINFO', 'STREAM', KEYS[2])
@@ -222,11 +268,12 @@ class RedisHistory(_Base):
 
     def __init__(self, host: dict, *, prefix: str, layer=None, atomic_publish: bool = False,
                  group_channel_prefix: str = "", window: float | None = None,
-                 max_events: int | None = None) -> None:
+                 max_events: int | None = None, atomic_core: bool = False) -> None:
         self.clients = LoopClients(host)
         self.prefix = prefix
         self.layer = layer
         self.atomic_publish = atomic_publish
+        self.atomic_core = atomic_core
         self.group_channel_prefix = group_channel_prefix
         self.window = window
         self.max_events = max_events
@@ -234,22 +281,26 @@ class RedisHistory(_Base):
         self.stream_key = f"{prefix}:history:stream"
         self.server_key = f"{prefix}:history:server"
         self._append = AsyncScript(None, _APPEND.encode())
+        self._append_core = AsyncScript(None, _APPEND_CORE.encode())
         self._head = AsyncScript(None, _HEAD.encode())
         self._replay = AsyncScript(None, _REPLAY.encode())
 
     @classmethod
     def for_layer(cls, layer, *, prefix: str | None = None) -> "RedisHistory":
-        """The history on the Redis of a channels-redis layer; atomic publish on the pub/sub layer."""
+        """The history on the Redis of a channels-redis layer; atomic publish on both layers
+        when their messages are plain msgpack (no ``symmetric_encryption_keys``)."""
+        from channels_redis.core import RedisChannelLayer
         from channels_redis.pubsub import RedisPubSubChannelLayer
         from channels_redis.serializers import MsgPackSerializer
 
         host = single_host(layer)
         _, layer_prefix = layer_hosts(layer)
         serializer = getattr(layer, "_serializer", None)
-        atomic = (isinstance(layer, RedisPubSubChannelLayer) and type(serializer) is MsgPackSerializer
-                  and serializer.crypter is None and not serializer.random_prefix_length)
+        plain = type(serializer) is MsgPackSerializer and serializer.crypter is None
+        atomic = isinstance(layer, RedisPubSubChannelLayer) and plain and not serializer.random_prefix_length
+        atomic_core = isinstance(layer, RedisChannelLayer) and plain
         return cls(host, prefix=prefix or layer_prefix, layer=layer, atomic_publish=atomic,
-                   group_channel_prefix=f"{layer_prefix}__group__")
+                   group_channel_prefix=f"{layer_prefix}__group__", atomic_core=atomic_core)
 
     def _window(self) -> float:
         return float(self.window if self.window is not None else rt_settings.HISTORY_WINDOW)
@@ -260,17 +311,35 @@ class RedisHistory(_Base):
     async def _run(self, script: AsyncScript, keys: list, args: list):
         return await script(keys=keys, args=args, client=self.clients.get())
 
-    async def append(self, event: Event, channels: list[str] = (), message: bytes = b"\x80") -> tuple[str, bool]:
-        """Append ``event`` (and PUBLISH ``message`` to ``channels`` in the same script):
-        (position, False when the id was already appended)."""
+    async def append(self, event: Event, channels: list[str] = (), message: bytes = b"\x80", *,
+                     group_keys: list = (), core_args: list = ()) -> tuple[str, bool]:
+        """Append ``event`` (and PUBLISH ``message`` to ``channels``, or with ``group_keys`` send it
+        as the core layer's group_send, in the same script): (position, False when the id was
+        already appended)."""
         check_event_id(event)
         window = self._window()
-        keys = [self.epoch_key, self.stream_key, f"{self.prefix}:history:id:{event.id}"]
+        keys = [self.epoch_key, self.stream_key, f"{self.prefix}:history:id:{event.id}", *group_keys]
         remember = max(1, int(min(window, IDEMPOTENCY_SECONDS)))
         args = [new_epoch(), self._max(), int(window * 1000), remember, event.name, event.id,
-                " ".join(event.rooms), event.json, repr(float(event.published_at)), message, *channels]
-        position, fresh = await self._run(self._append, keys, args)
+                " ".join(event.rooms), event.json, repr(float(event.published_at)), message, *channels, *core_args]
+        position, fresh = await self._run(self._append_core if group_keys else self._append, keys, args)
         return _text(position), bool(fresh)
+
+    async def _publish_core(self, event: Event, groups: list[str]) -> str:
+        """The core layer: append and group_send in one script, so hubs receive in position order."""
+        from .hub import HUB_CHANNEL_PREFIX
+
+        layer = self.layer
+        serializer = layer._serializer
+        message = serializer.as_bytes(event.to_layer())
+        if not 0x80 <= message[0] <= 0x8D:  # a msgpack fixmap of under 14 entries: two are added
+            raise ValueError("Unexpected layer message encoding")
+        core_args = [layer.prefix, os.urandom(serializer.random_prefix_length),
+                     layer.get_capacity(f"{HUB_CHANNEL_PREFIX}x!x"), int(layer.expiry), int(layer.group_expiry),
+                     repr(time.time())]
+        position, _ = await self.append(event, (), message, group_keys=[layer._group_key(g) for g in groups],
+                                        core_args=core_args)
+        return position
 
     async def publish(self, event: Event) -> str:
         """Append ``event`` and send it to its rooms' groups, in position order; idempotent by id."""
@@ -281,6 +350,8 @@ class RedisHistory(_Base):
                 raise ValueError("Unexpected layer message encoding")
             position, _ = await self.append(event, [self.group_channel_prefix + g for g in groups], message)
             return position
+        if self.atomic_core and groups:
+            return await self._publish_core(event, groups)
         position, _ = await self.append(event)
         # Sent even when the id was appended before: that first send may have failed (a retry);
         # hubs drop events seen by id.

@@ -6,7 +6,9 @@ resume: ``take_session(pid, user_id, owner)`` hands the record to the new connec
 owner, so the stale connection (still open until its ping times out, maybe on another process) can
 no longer write it. A pid is unguessable (``new_pid``) and bound to its user: another user's pid
 recovers nothing. Logout deletes every session of the user (``delete_user_sessions``); a session
-also expires ``HISTORY_WINDOW`` seconds after its last write.
+expires ``HISTORY_WINDOW`` seconds after its last write or renewal: each process renews the sessions
+of its open sockets (``renew``, from the hub's sweeper), so the window counts from the disconnect,
+however long the socket was open.
 
 Redis keys (under the history's prefix): ``<prefix>:history:session:<pid>`` (hash: user, owner,
 data) and ``<prefix>:history:user:<user id>`` (set of the user's pids).
@@ -183,6 +185,14 @@ class MemorySessions:
         expiries = [entry[3] for pid in list(self._users.get(user, ())) if (entry := self._get(pid)) is not None]
         return max(expiries, default=None)
 
+    async def renew(self, sessions) -> None:
+        """Push back the expiry of the existing sessions among ``sessions`` ((pid, user id) pairs)."""
+        now = self.clock()
+        for pid, _ in sessions:
+            entry = self._get(pid) if valid_pid(pid) else None
+            if entry is not None:
+                entry[3] = now + _ttl()
+
     async def delete_user_sessions(self, user_id: object) -> int:
         """Forget every session of ``user_id`` (logout)."""
         user = _user(user_id)
@@ -251,6 +261,23 @@ class RedisSessions:
         ttl_ms = int(await self._resumable_until(keys=[self.user_prefix + user], args=[self.session_prefix],
                                                  client=self.clients.get()))
         return time.time() + ttl_ms / 1000 if ttl_ms >= 0 else None
+
+    async def renew(self, sessions, batch: int = 500) -> None:
+        """Push back the expiry of the existing sessions among ``sessions`` ((pid, user id) pairs)
+        and of their users' indexes: EXPIRE never creates a key, so a deleted (logged out) session
+        stays deleted. Pipelined, ``batch`` sessions per round trip."""
+        ttl = max(1, int(_ttl()))
+        pairs = [(pid, _user(user)) for pid, user in sessions if valid_pid(pid) and _user(user) is not None]
+        client = self.clients.get()
+        try:
+            for i in range(0, len(pairs), batch):
+                pipe = client.pipeline(transaction=False)
+                for pid, user in pairs[i:i + batch]:
+                    pipe.expire(self.session_prefix + pid, ttl)
+                    pipe.expire(self.user_prefix + user, ttl)
+                await pipe.execute()
+        except (RedisError, OSError) as e:
+            logger.error("Session store unavailable; sessions not renewed: %s", type(e).__name__)
 
     async def delete_user_sessions(self, user_id: object) -> int:
         """Forget every session of ``user_id`` (logout)."""

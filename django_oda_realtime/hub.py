@@ -105,9 +105,10 @@ class Hub:
             await self.presence.release(user_id, conn.connection_id)
 
     async def _sweep(self) -> None:
-        """Once a second: each socket's timers (token expiry, idle); presence leases; and every
-        ``REVOCATION_RECHECK_INTERVAL`` the revocation re-check of all open sockets."""
-        last_renew = last_refresh = last_recheck = time.monotonic()
+        """Once a second: each socket's timers (token expiry, idle); presence leases; the resumable
+        sessions every ``HISTORY_WINDOW / 3``; and every ``REVOCATION_RECHECK_INTERVAL`` the
+        revocation re-check of all open sockets."""
+        last_renew = last_refresh = last_recheck = last_sessions = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             if time.monotonic() - last_recheck >= rt_settings.REVOCATION_RECHECK_INTERVAL:
@@ -128,6 +129,23 @@ class Hub:
             if time.monotonic() - last_renew > rt_settings.PRESENCE_LEASE / 3:
                 last_renew = time.monotonic()
                 await self.presence.renew([(c.user_id, c.connection_id) for c in self.connections])
+            if time.monotonic() - last_sessions > rt_settings.HISTORY_WINDOW / 3:
+                last_sessions = time.monotonic()
+                await self._renew_sessions()
+
+    async def _renew_sessions(self) -> None:
+        """Keep the resumable sessions of the open sockets alive (django_oda_realtime/history_sessions.py):
+        the recovery window counts from a socket's disconnect, not from its session's last write."""
+        from .history_sessions import make_sessions
+
+        sessions = [(c.pid, c.user_id) for c in self.connections if getattr(c, "pid", None)]
+        if not sessions:
+            return
+        try:
+            await make_sessions(self.layer).renew(sessions)
+        except Exception as e:
+            metrics.ERRORS.labels("session_renew").inc()
+            logger.error("Renewing the resumable sessions failed: %s", type(e).__name__)
 
     def _start_recheck(self) -> None:
         """Re-check revocation and ``is_active`` for every open socket, in a task of its own so a

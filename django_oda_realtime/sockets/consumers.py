@@ -45,6 +45,7 @@ class SocketConsumer(DirectConsumer):
     pid: str | None = None  # the resumable session's id (docs/design.md#history), once connected
     _buffer: list | None = None  # live events held while a resume replays (sockets/resume.py)
     _last_position: str | None = None  # of the last event sent to a resumable socket
+    _horizon: tuple | None = None  # key of the last history entry a resume replayed (sockets/resume.py)
 
     def make_outlet(self, send) -> Outlet:
         """How this socket's frames reach the client: the server's outlet (``outlet_for``)."""
@@ -162,6 +163,8 @@ class SocketConsumer(DirectConsumer):
                 await self.send_frame(self.encoded(event))
                 if event.position is not None:
                     last = self._last_position = event.position
+        # Live copies of replayed events may still be on their way to the hub: dropped in deliver.
+        self._horizon = resume.key_of(resumed.horizon) if resumed.recovered else None
         self._buffer = None
 
     async def take_over(self, user_id: str, stale: str) -> None:
@@ -268,9 +271,17 @@ class SocketConsumer(DirectConsumer):
             return True
         position = event.position
         if position is not None and self.pid is not None:
+            horizon = self._horizon
+            if horizon is not None and resume.at_or_before(resume.event_key(event), horizon):
+                metrics.DROPPED.labels("replayed").inc()
+                return True  # the live copy of an event the resume replayed (sockets/resume.py, step 5)
             if position == self._last_position:
+                # Defence only: no known path repeats a position (docs/design.md#history); if one
+                # appears, it is counted and logged rather than sent twice.
                 metrics.DROPPED.labels("duplicate").inc()
-                return True  # the same event again right after itself: sent once (docs/design.md#history)
+                logger.warning("Connection %s: position %s delivered twice, sent once", self.connection_id, position,
+                               extra=self.log_fields("duplicate", position=position))
+                return True
             self._last_position = position
         return await self.send_frame(self.encoded(event))
 

@@ -11,7 +11,13 @@ Both protocols use this one sequence (``SocketConsumer.open_resumable``):
    this socket are **buffered** (``SocketConsumer.deliver``).
 4. The history is replayed from the client's position, for those rooms only, so a room the user
    may no longer see is never replayed; then the buffer, merged by position: anything at or below
-   the last position sent is dropped. Then live. Exactly once across the switch.
+   the last position sent is dropped. Then live.
+5. After the switch to live, live events at or below the replay's **horizon** (the last history
+   entry it read) are dropped: the replay reads the history on one Redis connection while the live
+   copies of the same events reach the hub on another (pub/sub: still unread on the hub's
+   subscriber connection; core layer: still in the hub's sorted set until its next pop), so a live
+   copy of a replayed event may arrive after the buffer was switched off. Exactly once across the
+   switch (tests/realtime/test_resume_handover.py).
 
 A position that is malformed, of another epoch, or trimmed (window or count exceeded, Redis
 flushed) is not recoverable: a fresh session, ``recovered: false``, the extra rooms left.
@@ -38,6 +44,7 @@ class Resumed:
     recovered: bool = False
     entries: list[Entry] = field(default_factory=list)  # the replay, in order
     offset: str | None = None  # the client's position (recovered) or the head (fresh)
+    horizon: str | None = None  # the last history entry the replay read (recovered only)
 
 
 def key_of(position: str | None):
@@ -77,6 +84,7 @@ async def restore(session, stored, offset: object) -> Resumed:
     history = make_history()
     entries: list[Entry] = []
     recovered = isinstance(offset, str) and parse_position(offset) is not None
+    horizon = offset
     if recovered:
         try:
             async for chunk in history.replay_all(offset, sorted(session.rooms)):
@@ -84,6 +92,7 @@ async def restore(session, stored, offset: object) -> Resumed:
                     recovered = False
                     break
                 entries.extend(chunk.events)
+                horizon = chunk.position or horizon
                 if len(entries) > rt_settings.HISTORY_MAX_EVENTS:
                     recovered = False
                     break
@@ -97,7 +106,7 @@ async def restore(session, stored, offset: object) -> Resumed:
                     await session.hub.leave(session.connection, room)
                     session._left(room)
         return Resumed(new_pid())
-    return Resumed(stored.pid, True, entries, offset)
+    return Resumed(stored.pid, True, entries, offset, horizon)
 
 
 async def remember(session, pid: str, *, create: bool = False) -> None:
@@ -115,6 +124,19 @@ async def head() -> str | None:
     except Exception as e:
         logger.error("History unavailable: %s", type(e).__name__)
         return None
+
+
+def event_key(event):
+    """``key_of(event.position)``, parsed once per event per process (``Event.order``)."""
+    key = event.order
+    if key is None and event.position is not None:
+        key = event.order = key_of(event.position)
+    return key
+
+
+def at_or_before(key, horizon) -> bool:
+    """Whether position key ``key`` is at or before ``horizon`` (a key), in the same epoch."""
+    return key is not None and horizon is not None and key[0] == horizon[0] and key[1] <= horizon[1]
 
 
 def merge(entries: list[Entry], buffered: list, last: str | None) -> list:
@@ -139,4 +161,4 @@ def merge(entries: list[Entry], buffered: list, last: str | None) -> list:
     return out
 
 
-__all__ = ["Resumed", "head", "merge", "remember", "restore", "take", "MAX_BUFFERED"]
+__all__ = ["Resumed", "at_or_before", "event_key", "head", "key_of", "merge", "remember", "restore", "take", "MAX_BUFFERED"]

@@ -12,6 +12,8 @@ class Forwarder:
         self.target = target
         self.server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._stale: list = []  # upstream writers kept open by cut(keep_upstream=True)
+        self._keep_upstream = False
 
     @property
     def url(self) -> str:
@@ -34,8 +36,11 @@ class Forwarder:
         for task in pumps:
             task.cancel()
             self._tasks.discard(task)
-        for w in (writer, up_writer):
-            w.close()
+        writer.close()
+        if self._keep_upstream:
+            self._stale.append(up_writer)  # the server still sees an open, silent connection
+        else:
+            up_writer.close()
 
     @staticmethod
     async def _pump(reader, writer) -> None:
@@ -44,15 +49,19 @@ class Forwarder:
                 writer.write(data)
                 await writer.drain()
 
-    def cut(self) -> None:
+    def cut(self, *, keep_upstream: bool = False) -> None:
         """Drop every connection through the forwarder at once (the client sees its TCP connection
-        end, with no close frame or Socket.IO DISCONNECT), and keep listening."""
+        end, with no close frame or Socket.IO DISCONNECT), and keep listening. ``keep_upstream``:
+        the server side stays open and silent (a stale connection, until its ping times out)."""
+        self._keep_upstream = keep_upstream
         for task in list(self._tasks):
             task.cancel()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for w in self._stale:
+            w.close()
         if self.server is not None:
             self.server.close()
 

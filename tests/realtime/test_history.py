@@ -33,7 +33,7 @@ def pubsub_layer(url: str, prefix: str) -> RedisPubSubChannelLayer:
 
 def core_layer(url: str, prefix: str) -> RedisChannelLayer:
     return RedisChannelLayer(hosts=[{"address": url, "socket_timeout": 15}], prefix=prefix,
-                             channel_capacity={"test-sub.*": 100_000})
+                             channel_capacity={"test-sub.*": 100_000, "realtime-hub.*": 100_000})
 
 
 def delete_keys(url: str, prefix: str) -> None:
@@ -91,7 +91,7 @@ class Backend:
             delete_keys(self.url, self.prefix)
 
 
-@pytest.fixture(params=["memory", "pubsub"])
+@pytest.fixture(params=["memory", "pubsub", "core"])
 async def backend(request):
     url = request.getfixturevalue("redis_url") if request.param != "memory" else None
     b = Backend(request.param, url)
@@ -222,18 +222,23 @@ import asyncio, os, sys, time
 import django
 django.setup()
 import redis
+from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django_oda_realtime.events import Event
 from django_oda_realtime.history import make_history
 
-url, prefix, tag, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+url, prefix, tag, count, kind = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 barrier = redis.Redis.from_url(url)
 barrier.rpush(prefix + ":history:test-barrier", tag)
 while barrier.llen(prefix + ":history:test-barrier") < 2:
     time.sleep(0.01)
 
 async def main():
-    layer = RedisPubSubChannelLayer(hosts=[{"address": url, "socket_timeout": 15}], prefix=prefix)
+    hosts = [{"address": url, "socket_timeout": 15}]
+    if kind == "core":
+        layer = RedisChannelLayer(hosts=hosts, prefix=prefix, channel_capacity={"realtime-hub.*": 100_000})
+    else:
+        layer = RedisPubSubChannelLayer(hosts=hosts, prefix=prefix)
     history = make_history(layer)
     for i in range(count):
         await history.publish(Event.build("inventory:updated", {"n": i, "tag": tag}, ["inventory:location:1"]))
@@ -244,14 +249,17 @@ asyncio.run(main())
 
 
 @pytest.mark.redis
-async def test_two_os_processes_publishing_at_once_are_seen_in_one_order(redis_url):
-    b = Backend("pubsub", redis_url)
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+async def test_two_os_processes_publishing_at_once_are_seen_in_one_order(redis_url, kind):
+    """Two publisher processes at once: two subscribers see every event in position order
+    (core layer: the append script does the group_send, docs/design.md#history)."""
+    b = Backend(kind, redis_url)
     subs = [await Subscriber(b.layer(), [ROOM_A]).start() for _ in range(2)]
     try:
         await ready(b.history(), subs)
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
         procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", PUBLISHER, redis_url, b.prefix, tag,
-                                                      "300", cwd=ROOT, env=env, stderr=subprocess.PIPE)
+                                                      "300", kind, cwd=ROOT, env=env, stderr=subprocess.PIPE)
                  for tag in ("a", "b")]
         for proc in procs:
             _, err = await proc.communicate()

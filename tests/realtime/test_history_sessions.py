@@ -147,3 +147,27 @@ async def test_an_unavailable_store_gives_a_fresh_session_and_no_exception():
     finally:
         await store.aclose()
         server.stop()
+
+
+async def test_renewing_keeps_a_session_past_its_first_window_and_never_revives_a_deleted_one(store, settings):
+    """An open socket's session is renewed by its process (the hub's sweeper): the window counts
+    from the disconnect, not from the session's creation."""
+    import asyncio
+
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_WINDOW": 2.0}
+    if isinstance(store, MemorySessions):
+        now = [1000.0]
+        store.clock = lambda: now[0]
+        wait = lambda seconds: now.__setitem__(0, now[0] + seconds) or asyncio.sleep(0)  # noqa: E731
+    else:
+        wait = asyncio.sleep
+    kept, dropped, logged_out = session(), session(), session(user_id="7")
+    for s in (kept, dropped, logged_out):
+        assert await store.store_session(s, create=True)
+    await store.delete_user_sessions("7")
+    for _ in range(3):  # 3 s in all, renewed every second: more than the 2 s window
+        await wait(1.0)
+        await store.renew([(kept.pid, "42"), (logged_out.pid, "7"), ("not a pid", "42"), (new_pid(), None)])
+    assert await store.take_session(kept.pid, "42", "conn-2") is not None
+    assert await store.take_session(dropped.pid, "42", "conn-2") is None  # not renewed: expired
+    assert await store.take_session(logged_out.pid, "7", "conn-2") is None  # deleted stays deleted
