@@ -122,6 +122,27 @@ def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None, headers: d
     return sock, rest
 
 
+async def read_until(sock: socket.socket, needle: bytes, timeout: float = 5.0) -> bytes:
+    """Read a raw socket until ``needle`` is in what was read (server frames are unmasked, so a
+    reply's text appears as is); what was read. AssertionError naming the needle on timeout."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    sock.setblocking(False)
+    try:
+        while needle not in got:
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"no {needle!r} from the server within {timeout}s: {got[-300:]!r}"
+                await asyncio.sleep(0.02)
+                continue
+            assert chunk, f"the server closed before sending {needle!r}: {got[-300:]!r}"
+            got += chunk
+    finally:
+        sock.setblocking(True)
+    return got
+
+
 def peer_gone(sock: socket.socket) -> bool:
     """True once the server has closed or reset the connection (EOF/RST seen by a non-reading client).
 

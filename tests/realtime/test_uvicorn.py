@@ -18,7 +18,7 @@ import websockets
 
 from django_oda_realtime import apublish
 from tests.hardening.support import (
-    client_frame, command, connected, peer_gone, raw_websocket, receive_event, rss_mb, wait_for,
+    client_frame, command, connected, peer_gone, raw_websocket, read_until, receive_event, rss_mb, wait_for,
 )
 from tests.hardening.test_slow_consumer import PeakRss
 from tests.servers import UvicornProcess
@@ -91,7 +91,7 @@ async def test_a_client_that_never_reads_does_not_stall_the_others_on_uvicorn(
         await wait_for(lambda: f"user={slow_user.pk}" in server.output())
         sock.sendall(client_frame('42["subscribe:inventory",{}]' if protocol == "socketio" else
                                   json.dumps({"event": "subscribe:inventory", "data": {}, "ack": 1})))
-        await asyncio.sleep(0.3)  # the subscription is handled before events are published
+        await read_until(sock, b'"rooms":["inventory:all"]')  # subscribed before events are published
 
         received = []  # n of each test:bulk event the good client got, in order
 
