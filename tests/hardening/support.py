@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 
 import websockets
@@ -68,6 +69,59 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+class PeakRss(threading.Thread):
+    """The highest resident memory of a process, sampled every 50 ms until ``stop`` is set."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak = pid, rss_mb(pid)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except (OSError, RuntimeError):
+                return
+
+
+# -- slow consumers: what may be published to a client that never reads before it is closed ---------
+
+
+def kernel_send_buffer_max() -> int:
+    """The most a TCP send buffer may hold on this machine (``net.ipv4.tcp_wmem``'s maximum): bytes
+    the server's kernel accepts for a client that never reads, before the server sees any backlog."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        return int(f.read().split()[2])
+
+
+def slow_consumer_budget(bound: int, batch_bytes: int) -> int:
+    """Bytes published to a never-reading client by the time it must be closed (docs/design.md,
+    daphne-backpressure): the server's per-socket bound (``MAX_OUTBOUND_BACKLOG_BYTES``), what the
+    kernel buffers before the server sees a backlog, the batch being published when the bound is
+    crossed, and 1 MB of margin (frame headers, the client's small receive window)."""
+    return bound + kernel_send_buffer_max() + batch_bytes + 1_000_000
+
+
+async def flood_until_closed(room: str, closed, caught_up, *, event_bytes: int, batch: int, budget: int,
+                             pause: float = 0.0) -> int:
+    """Publish ``test:bulk`` events of ``event_bytes`` to ``room`` in batches until ``closed()`` or
+    ``budget`` bytes; after each batch ``await caught_up(n)`` (a reading client got a marker published
+    after it: the server has handled the whole batch). Bytes published."""
+    from django_oda_realtime import apublish
+
+    blob = "x" * event_bytes
+    published = 0
+    while not closed() and published * event_bytes < budget:
+        for _ in range(batch):
+            await apublish("test:bulk", {"n": published, "blob": blob}, [room])
+            published += 1
+        await caught_up(published)
+        if pause:
+            await asyncio.sleep(pause)  # pacing only (lets a keep-alive thread send meanwhile)
+    return published * event_bytes
+
+
 # -- a WebSocket client by hand, on a plain socket -----------------------------------------------
 
 
@@ -122,10 +176,11 @@ def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None, headers: d
     return sock, rest
 
 
-async def read_until(sock: socket.socket, needle: bytes, timeout: float = 5.0) -> bytes:
+async def read_until(sock: socket.socket, needle: bytes, timeout: float = 5.0, *, seen: bytes = b"") -> bytes:
     """Read a raw socket until ``needle`` is in what was read (server frames are unmasked, so a
-    reply's text appears as is); what was read. AssertionError naming the needle on timeout."""
-    got = b""
+    reply's text appears as is), ``seen`` being what was read already; what was read.
+    AssertionError naming the needle on timeout."""
+    got = seen
     deadline = time.monotonic() + timeout
     sock.setblocking(False)
     try:
