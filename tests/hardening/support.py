@@ -10,6 +10,7 @@ import time
 
 import websockets
 
+from tests.clients import track
 from tests.realtime.test_cross_process import command, receive_event  # noqa: F401  (re-exported)
 
 
@@ -19,7 +20,7 @@ async def ws_connect(server, token: str | None = None, *, path: str = "/ws/", **
     kwargs.setdefault("ping_interval", None)
     kwargs.setdefault("open_timeout", 5)
     kwargs.setdefault("close_timeout", 2)
-    return await websockets.connect(url, proxy=None, **kwargs)
+    return track(await websockets.connect(url, proxy=None, **kwargs))
 
 
 async def connected(server, token: str, **kwargs):
@@ -70,12 +71,19 @@ def rss_mb(pid: int) -> float:
 
 
 class PeakRss(threading.Thread):
-    """The highest resident memory of a process, sampled every 50 ms until ``stop`` is set."""
+    """The highest resident memory of a process, sampled every 50 ms from creation until ``stop`` is set."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak = pid, rss_mb(pid)
+        self.pid = pid
+        self.baseline = self.peak = rss_mb(pid)
         self.stop = threading.Event()
+        self.start()
+
+    @property
+    def growth(self) -> float:
+        """MB from the RSS at creation to the peak."""
+        return self.peak - self.baseline
 
     def run(self) -> None:
         while not self.stop.wait(0.05):

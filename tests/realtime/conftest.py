@@ -3,6 +3,7 @@ from channels.layers import get_channel_layer
 import pytest
 
 from django_oda_realtime.hub import Hub
+from tests.clients import close_clients  # noqa: F401  (autouse: clients left open are closed)
 
 
 @pytest.fixture

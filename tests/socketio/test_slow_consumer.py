@@ -13,7 +13,7 @@ import pytest
 from django_oda_realtime import apublish
 from tests.conftest import token_for
 from tests.hardening.support import (
-    PeakRss, client_frame, flood_until_closed, peer_gone, raw_websocket, rss_mb, slow_consumer_budget, wait_for,
+    PeakRss, client_frame, flood_until_closed, peer_gone, raw_websocket, slow_consumer_budget, wait_for,
 )
 from tests.socketio.conftest import SERVER_REALTIME
 from tests.socketio.wire import RawSocket
@@ -44,9 +44,7 @@ async def test_a_websocket_client_that_never_reads_is_closed_4008(sio_server, si
     try:
         sock.sendall(client_frame("40"))  # connect, then never read again
         assert await wait_for(lambda: f"user={slow_user.pk} protocol=socketio" in sio_server.output())
-        baseline = rss_mb(sio_server.proc.pid)
         peak = PeakRss(sio_server.proc.pid)
-        peak.start()
         started = time.monotonic()
         try:
             closed_after = await flood_until_closed(
@@ -54,11 +52,10 @@ async def test_a_websocket_client_that_never_reads_is_closed_4008(sio_server, si
                 batch=BATCH, budget=budget)
         finally:
             peak.stop.set()
-        growth = peak.peak - baseline
         print(f"slow consumer closed after {closed_after / 1e6:.1f} MB published (budget {budget / 1e6:.1f} MB) in "
-              f"{time.monotonic() - started:.1f}s; server RSS {baseline:.0f} MB -> peak {peak.peak:.0f} MB")
+              f"{time.monotonic() - started:.1f}s; server RSS {peak.baseline:.0f} MB -> peak {peak.peak:.0f} MB")
         assert closed in sio_server.output(), f"{budget / 1e6:.1f} MB published and the client was never closed"
-        assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew by {growth:.1f} MB"
+        assert peak.growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew by {peak.growth:.1f} MB"
         assert await wait_for(lambda: peer_gone(sock), timeout=8)
         await apublish("test:after", {"ok": True}, [f"user:{good_user.pk}"])
         assert (await good.event("test:after"))[0]["data"] == {"ok": True}
