@@ -89,6 +89,7 @@ class Hub:
                 except (asyncio.CancelledError, Exception):
                     pass
         self._task = self._sweeper = self._recheck = None
+        await self.presence.close()
 
     # -- connections ----------------------------------------------------------------
 

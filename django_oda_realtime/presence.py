@@ -46,6 +46,9 @@ class MemoryPresence:
     async def renew(self, leases: list[tuple[str, str]]) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 class RedisPresence:
     def __init__(self, url: str, prefix: str) -> None:
@@ -89,6 +92,13 @@ class RedisPresence:
                 await pipe.execute()
         except Exception as e:
             logger.warning("Presence renewal failed (%s)", type(e).__name__)
+
+    async def close(self) -> None:
+        """Close the connection pool (the hub stops): no connection is left for the garbage collector."""
+        try:
+            await self.redis.aclose()
+        except Exception as e:
+            logger.warning("Closing the presence connections failed (%s)", type(e).__name__)
 
 
 def make_presence():

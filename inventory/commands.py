@@ -5,13 +5,11 @@ then strict validation, then one service call in one transaction, so a failure
 writes nothing. Failures reach the caller as ``inventory:updateError`` /
 ``inventory:reservationError`` with ``{error, code, request}``.
 """
-import functools
-
 from django_oda_realtime import commands
-from django_oda_realtime.exceptions import CommandError, PermissionDenied
+from django_oda_realtime.exceptions import PermissionDenied
+from domain_shared.errors import as_command_errors
 
 from . import events, services
-from .errors import InventoryError
 from .validation import parse_reserve, parse_update
 
 CHANGE = "inventory.change_inventorylevel"
@@ -22,20 +20,7 @@ def _require_change(user) -> None:
         raise PermissionDenied("You do not have permission to change inventory")
 
 
-def domain_errors_as_command_errors(handler):
-    """The command boundary: a stock service's refusal becomes the socket layer's ``CommandError``."""
-
-    @functools.wraps(handler)
-    def wrapper(caller, data):
-        try:
-            return handler(caller, data)
-        except InventoryError as e:
-            raise CommandError(e.message, code=e.code) from e
-
-    return wrapper
-
-
-@domain_errors_as_command_errors
+@as_command_errors
 def update(caller, data) -> dict:
     """Set an item's quantity on hand at a location."""
     _require_change(caller.user)
@@ -52,7 +37,7 @@ def update(caller, data) -> dict:
     }
 
 
-@domain_errors_as_command_errors
+@as_command_errors
 def reserve(caller, data) -> dict:
     """Reserve sellable units of an item at a location (idempotent with ``requestId``)."""
     _require_change(caller.user)

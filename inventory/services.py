@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_oda_realtime.exceptions import CommandError, NotFound
+from domain_shared.users import acting_user
 from shopify_sync.mapping import on_hand
 
 from . import signals
@@ -115,7 +116,7 @@ def _apply(level: InventoryLevel, kind: str, *, available_delta: int = 0, reserv
     StockMovement.objects.create(
         level=level, kind=kind, available_delta=available_delta, reserved_delta=reserved_delta,
         available_after=available, reserved_after=reserved, reason=reason, reservation=reservation,
-        user=_user(user),
+        user=acting_user(user),
     )
     _send_level_changed(level, kind, previous, reason, user)
     return level
@@ -125,12 +126,8 @@ def _send_level_changed(level, kind, previous: Previous, reason, user) -> None:
     signals.level_changed.send(
         sender=InventoryLevel, level=level, kind=kind, previous_available=previous.available,
         previous_reserved=previous.reserved, previous_threshold=previous.threshold, reason=reason,
-        user=_user(user),
+        user=acting_user(user),
     )
-
-
-def _user(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 # -- quantities ----------------------------------------------------------------------------
@@ -174,7 +171,7 @@ def set_threshold(item_id: int, location_id: int, threshold: int, *, user=None) 
 def _existing_request(user, request_id: str | None) -> Reservation | None:
     if request_id is None:
         return None
-    return Reservation.objects.filter(created_by=_user(user), request_id=request_id).first()
+    return Reservation.objects.filter(created_by=acting_user(user), request_id=request_id).first()
 
 
 def _same_request(existing: Reservation, item_id, location_id, quantity) -> Reservation:
@@ -202,7 +199,7 @@ def reserve(item_id: int, location_id: int, quantity: int, *, reason: str, user=
             )
         new = Reservation(
             item=level.item, location=level.location, quantity=quantity, reason=reason, reference=reference,
-            request_id=request_id, created_by=_user(user), expires_at=timezone.now() + (ttl or reservation_ttl()),
+            request_id=request_id, created_by=acting_user(user), expires_at=timezone.now() + (ttl or reservation_ttl()),
         )
         if request_id is None:
             new.save()
@@ -308,7 +305,7 @@ def record_plain_save(level: InventoryLevel, previous: Previous | None, user=Non
         StockMovement.objects.create(
             level=level, kind=Kind.SAVE, available_delta=level.available - previous.available,
             reserved_delta=level.reserved - previous.reserved, available_after=level.available,
-            reserved_after=level.reserved, reason=reason, user=_user(user),
+            reserved_after=level.reserved, reason=reason, user=acting_user(user),
         )
     _send_level_changed(level, Kind.SAVE, previous, reason, user)
 

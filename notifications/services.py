@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from domain_shared.users import acting_user
+
 from . import signals
 from .models import Announcement, FailedLogin
 
@@ -23,7 +25,7 @@ def announce(message: str, *, kind: str = Announcement.Kind.EVENT, title: str = 
     with transaction.atomic():
         announcement = Announcement.objects.create(
             kind=kind, level=level, title=title, message=message,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=acting_user(user),
         )
         return send_announcement(announcement)
 

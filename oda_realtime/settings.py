@@ -260,6 +260,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Not Django's default handlers (with DEBUG, a plain stderr console, e.g. "Unauthorized: ..."
+        # for every 401): django.* records go to the root's console like every other record.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # Its receive loop logs a traceback every second while Redis is down (docs/observability.md).
         "channels_redis.pubsub": {"filters": ["throttle"]},
     },

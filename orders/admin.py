@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django_oda_realtime.exceptions import CommandError
 
 from . import services
-from .lifecycle import FulfillmentStatus, PaymentStatus, Status
+from .lifecycle import FulfillmentStatus, InvalidTransition, PaymentStatus, Status
 from .models import Customer, Order, OrderHistory, OrderLine
 
 
@@ -40,7 +40,7 @@ def _transition(label: str, **change):
             try:
                 services.update_order(pk, user=request.user, note=f"Admin: {label}", **change)
                 done += 1
-            except CommandError as e:
+            except (CommandError, InvalidTransition) as e:
                 modeladmin.message_user(request, f"Order {pk}: {e.message}", messages.WARNING)
         modeladmin.message_user(request, f"{label}: {done} order(s).")
 

@@ -11,10 +11,13 @@ fulfillment:  unfulfilled -> partial | fulfilled; partial -> fulfilled;
 """
 from django.db import models
 
-from django_oda_realtime.exceptions import CommandError
+from domain_shared.errors import DomainError
 
 
-class InvalidTransition(CommandError):
+class InvalidTransition(DomainError):
+    """A refused change of state: a domain error (a client command would map it with
+    ``domain_shared.errors.as_command_errors``, as inventory's commands do)."""
+
     code = "invalid_transition"
     default_message = "This change is not allowed from the current state"
 

@@ -13,15 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_oda_realtime.exceptions import NotFound
+from domain_shared.users import acting_user
 
 from . import lifecycle, signals
 from .models import STATE_FIELDS, TRACKED_FIELDS, Customer, Order, OrderHistory, OrderLine
 
 FIELDS = STATE_FIELDS
-
-
-def _user(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 def next_number() -> str:
@@ -49,7 +46,8 @@ def create_order(customer: Customer, lines=(), *, number: str | None = None, cur
 
 def _history(order, changes, user, note) -> None:
     OrderHistory.objects.bulk_create(
-        OrderHistory(order=order, field=field, from_value=old or "", to_value=new, note=note[:300], user=_user(user))
+        OrderHistory(order=order, field=field, from_value=old or "", to_value=new, note=note[:300],
+                     user=acting_user(user))
         for field, (old, new) in changes.items()
     )
 
@@ -119,5 +117,5 @@ def record_save(order: Order, *, created: bool) -> None:
     states = {f: change for f, change in changes.items() if f in FIELDS}
     if states:
         _history(order, states, user, note)
-    signals.order_changed.send(sender=Order, order=order, changes=changes, user=_user(user), note=note,
+    signals.order_changed.send(sender=Order, order=order, changes=changes, user=acting_user(user), note=note,
                                created=created)

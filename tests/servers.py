@@ -93,6 +93,10 @@ class ServerProcess:
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
+        if self.log.closed:  # started again after a stop(): append to the same output
+            self.log = open(self.log.name, "ab")
+        if self.stderr is not None and self.stderr.closed:
+            self.stderr = open(self.stderr.name, "ab")
         self.proc = subprocess.Popen(
             self.command(), cwd=ROOT, env=env, stdout=self.log,
             stderr=self.stderr if self.stderr is not None else subprocess.STDOUT,
@@ -118,6 +122,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        for f in (self.log, self.stderr):  # output() reads the files by name
+            if f is not None:
+                f.close()
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

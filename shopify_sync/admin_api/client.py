@@ -87,6 +87,7 @@ class AdminClient:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read())
             except HTTPError as e:
+                e.close()  # the error response holds the connection (its code and headers stay readable)
                 if e.code in (401, 403):
                     raise AuthenticationError(
                         f"Shopify refused the access token for {self.base} (HTTP {e.code}): check "
@@ -145,6 +146,7 @@ class AdminClient:
         try:
             response = urllib.request.urlopen(request, timeout=self.timeout)
         except HTTPError as e:
+            e.close()  # the error response holds the connection
             if e.code == 416 and start:
                 return  # nothing after ``start``: the file was read to its end
             raise AdminAPIError(f"Downloading the bulk result failed (HTTP {e.code})") from None

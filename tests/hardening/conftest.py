@@ -4,6 +4,7 @@ import uuid
 from channels.layers import channel_layers
 import pytest
 
+from tests.clients import close_clients  # noqa: F401  (autouse: clients left open are closed)
 from tests.conftest import require_redis
 from tests.hardening.support import pubsub_layer_settings
 

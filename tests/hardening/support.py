@@ -5,10 +5,12 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 
 import websockets
 
+from tests.clients import track
 from tests.realtime.test_cross_process import command, receive_event  # noqa: F401  (re-exported)
 
 
@@ -18,7 +20,7 @@ async def ws_connect(server, token: str | None = None, *, path: str = "/ws/", **
     kwargs.setdefault("ping_interval", None)
     kwargs.setdefault("open_timeout", 5)
     kwargs.setdefault("close_timeout", 2)
-    return await websockets.connect(url, proxy=None, **kwargs)
+    return track(await websockets.connect(url, proxy=None, **kwargs))
 
 
 async def connected(server, token: str, **kwargs):
@@ -66,6 +68,66 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+class PeakRss(threading.Thread):
+    """The highest resident memory of a process, sampled every 50 ms from creation until ``stop`` is set."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.baseline = self.peak = rss_mb(pid)
+        self.stop = threading.Event()
+        self.start()
+
+    @property
+    def growth(self) -> float:
+        """MB from the RSS at creation to the peak."""
+        return self.peak - self.baseline
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except (OSError, RuntimeError):
+                return
+
+
+# -- slow consumers: what may be published to a client that never reads before it is closed ---------
+
+
+def kernel_send_buffer_max() -> int:
+    """The most a TCP send buffer may hold on this machine (``net.ipv4.tcp_wmem``'s maximum): bytes
+    the server's kernel accepts for a client that never reads, before the server sees any backlog."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        return int(f.read().split()[2])
+
+
+def slow_consumer_budget(bound: int, batch_bytes: int) -> int:
+    """Bytes published to a never-reading client by the time it must be closed (docs/design.md,
+    daphne-backpressure): the server's per-socket bound (``MAX_OUTBOUND_BACKLOG_BYTES``), what the
+    kernel buffers before the server sees a backlog, the batch being published when the bound is
+    crossed, and 1 MB of margin (frame headers, the client's small receive window)."""
+    return bound + kernel_send_buffer_max() + batch_bytes + 1_000_000
+
+
+async def flood_until_closed(room: str, closed, caught_up, *, event_bytes: int, batch: int, budget: int,
+                             pause: float = 0.0) -> int:
+    """Publish ``test:bulk`` events of ``event_bytes`` to ``room`` in batches until ``closed()`` or
+    ``budget`` bytes; after each batch ``await caught_up(n)`` (a reading client got a marker published
+    after it: the server has handled the whole batch). Bytes published."""
+    from django_oda_realtime import apublish
+
+    blob = "x" * event_bytes
+    published = 0
+    while not closed() and published * event_bytes < budget:
+        for _ in range(batch):
+            await apublish("test:bulk", {"n": published, "blob": blob}, [room])
+            published += 1
+        await caught_up(published)
+        if pause:
+            await asyncio.sleep(pause)  # pacing only (lets a keep-alive thread send meanwhile)
+    return published * event_bytes
 
 
 # -- a WebSocket client by hand, on a plain socket -----------------------------------------------
@@ -120,6 +182,28 @@ def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None, headers: d
         sock.close()
         raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
     return sock, rest
+
+
+async def read_until(sock: socket.socket, needle: bytes, timeout: float = 5.0, *, seen: bytes = b"") -> bytes:
+    """Read a raw socket until ``needle`` is in what was read (server frames are unmasked, so a
+    reply's text appears as is), ``seen`` being what was read already; what was read.
+    AssertionError naming the needle on timeout."""
+    got = seen
+    deadline = time.monotonic() + timeout
+    sock.setblocking(False)
+    try:
+        while needle not in got:
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"no {needle!r} from the server within {timeout}s: {got[-300:]!r}"
+                await asyncio.sleep(0.02)
+                continue
+            assert chunk, f"the server closed before sending {needle!r}: {got[-300:]!r}"
+            got += chunk
+    finally:
+        sock.setblocking(True)
+    return got
 
 
 def peer_gone(sock: socket.socket) -> bool:

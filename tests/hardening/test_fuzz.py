@@ -18,7 +18,7 @@ import oda_realtime.asgi  # noqa: F401  (Django configures logging on this impor
 # in a test's call phase, where it would drop pytest's capture handler and hide errors from caplog)
 from django_oda_realtime.commands import registry
 from django_oda_realtime.exceptions import ProtocolError
-from django_oda_realtime.protocol import native
+from django_oda_realtime.protocol import native, socketio
 from django_oda_realtime.subscriptions import topics
 
 FUZZ = hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -103,9 +103,6 @@ def test_the_native_decoder_on_json_objects(obj):
             or not obj.get("event")
         return
     assert msg.event == obj["event"] and msg.data == obj.get("data")
-
-
-socketio = pytest.importorskip("django_oda_realtime.protocol.socketio")
 
 
 @FUZZ

@@ -1,4 +1,6 @@
 """The domain's admin pages render with their lists, filters and search; admin edits go through the rules."""
+import io
+
 from django.contrib import admin
 from django.core.management import call_command
 from django.test import Client
@@ -15,7 +17,7 @@ MODELS = sorted(m._meta.label_lower for m in admin.site._registry if m._meta.app
 
 @pytest.fixture
 def client(make_user):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=io.StringIO())
     make_user("root", is_staff=True, is_superuser=True)
     c = Client()
     assert c.login(username="root", password="pw-123456")

@@ -1,4 +1,6 @@
 """``notification`` events: user activity, announcements (command and admin), security alerts."""
+import io
+
 from channels.db import database_sync_to_async as db
 from django.core.management import call_command
 from django.test import Client
@@ -74,7 +76,7 @@ async def test_product_created_and_changed(staff, customer):
 async def test_announce_command_broadcasts_maintenance(customer, staff, make_user, token, connect):
     unsubscribed = await connect(token(await db(make_user)()))
     await db(call_command)("announce", "Checkout is read-only from 02:00 to 02:30 UTC", kind="maintenance",
-                           title="Planned maintenance", stdout=open("/dev/null", "w"))
+                           title="Planned maintenance", stdout=io.StringIO())
     frame = (await customer.receive_event("notification"))
     assert frame["type"] == "system:maintenance"
     announcement = await db(Announcement.objects.get)()

@@ -2,6 +2,7 @@
 from channels.db import database_sync_to_async
 import pytest
 
+from django_oda_realtime import apublish
 from django_oda_realtime.commands import register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +78,33 @@ async def test_unknown_path_is_refused(connect, make_user, token):
     user = await database_sync_to_async(make_user)()
     sock = await connect(token(user), path="/nope/", expect_ok=False)
     assert sock.accepted is False
+
+
+async def test_subscriptions_past_max_rooms_per_connection_are_refused_and_the_joined_rooms_still_deliver(
+    sock, settings
+):
+    # The socket holds its own user room from the start (docs/protocol.md): with a bound of 4 it may join 3 more.
+    settings.REALTIME = {**settings.REALTIME, "MAX_ROOMS_PER_CONNECTION": 4}
+    reply = await sock.command("subscribe:inventory", {"productIds": ["1", "2"]})
+    assert reply["data"] == {"topic": "inventory", "rooms": ["inventory:product:1", "inventory:product:2"],
+                             "refused": []}
+    reply = await sock.command("subscribe:inventory", {"productIds": ["3", "4", "5"]})
+    assert reply["data"] == {"topic": "inventory", "rooms": ["inventory:product:3"], "refused": [
+        {"room": "inventory:product:4", "reason": "too_many_rooms"},
+        {"room": "inventory:product:5", "reason": "too_many_rooms"},
+    ]}
+    reply = await sock.command("subscribe:inventory", {})  # the next subscription: refused, not an error
+    assert reply["data"] == {"topic": "inventory", "rooms": [],
+                             "refused": [{"room": "inventory:all", "reason": "too_many_rooms"}]}
+
+    for n in ("1", "2", "3", "4"):
+        await apublish("inventory:updated", {"product": n}, [f"inventory:product:{n}"])
+    got = [(await sock.receive_event("inventory:updated"))["data"]["product"] for _ in range(3)]
+    assert got == ["1", "2", "3"]
+    assert await sock.nothing(0.3)  # nothing from the refused room
+
+    # A room left makes space again.
+    assert (await sock.command("unsubscribe:inventory", {"productIds": ["1"]}))["data"]["rooms"] == [
+        "inventory:product:1"]
+    assert (await sock.command("subscribe:inventory", {"productIds": ["4"]}))["data"]["rooms"] == [
+        "inventory:product:4"]

@@ -105,6 +105,7 @@ def test_a_killed_command_is_resumed(double, shop):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     checkpoint = SyncCheckpoint.objects.select_related("job").get()
     assert checkpoint.job.status == "running" and checkpoint.owner.endswith(f":{proc.pid}")
     assert 0 < checkpoint.line_offset < 4000

@@ -12,6 +12,7 @@ from channels.layers import channel_layers
 from django.conf import settings as django_settings
 import pytest
 
+from tests.clients import close_clients  # noqa: F401  (autouse: clients left open are closed)
 from tests.conftest import require_redis
 from tests.servers import ServerProcess
 

@@ -8,6 +8,7 @@ import pytest
 
 from django_oda_realtime import apublish, publish
 from tests.conftest import token_for
+from tests.hardening.support import wait_for
 from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
 from tests.socketio.wire import SEP, Polling, RawSocket, parse_event
 
@@ -61,8 +62,10 @@ async def test_packets_queued_between_polls_arrive_together(http, sio_server, vi
     await p.post('421["subscribe:inventory"]')
     assert (await p.packets())[0].startswith("431[")
     sent = [await apublish("inventory:updated", {"n": n}, ["inventory:all"]) for n in range(3)]
-    await asyncio.sleep(0.3)
-    got = await p.packets()
+    got = []
+    async with asyncio.timeout(5):  # a poll returns what is queued: the three, in as few polls as they took to come
+        while len(got) < len(sent):
+            got += await p.packets()
     assert got == ['42["inventory:updated",' + e.json + ",\"" + e.position + "\"]" for e in sent]
 
 
@@ -71,17 +74,18 @@ async def test_upgrade_to_websocket_keeps_the_session(http, sio_server, viewer, 
     await p.post('421["subscribe:inventory"]')
     assert (await p.packets())[0].startswith("431[")
     waiting = asyncio.ensure_future(p.get())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # orders two requests (the GET waits before the upgrade starts); asserts nothing
     ws = await RawSocket.open(sio_server.ws_url, sid=p.sid)
     await ws.send("2probe")
     assert await ws.recv() == "3probe"
     assert await waiting == (200, "6")  # the waiting GET ends with a noop
     await ws.send("5")
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(5):  # the upgrade is done once polling is refused for this session
+        while (answer := await p.get())[0] != 400:
+            pass
+    assert json.loads(answer[1])["code"] == 3
     event = await apublish("inventory:updated", {"via": "ws"}, ["inventory:all"])
     assert await ws.recv() == '42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"
-    status, body = await p.get()
-    assert status == 400 and json.loads(body)["code"] == 3  # polling is over for this session
     await ws.send('422["subscribe:notifications"]')
     assert (await ws.recv()).startswith('432[{"data":')
     await ws.close()
@@ -116,10 +120,9 @@ async def test_malformed_payload_closes_the_session(http, sio_server):
 async def test_two_waiting_gets_close_the_session(http, sio_server):
     p = Polling(http, sio_server.url)
     await p.handshake()
-    first = asyncio.ensure_future(p.get())
-    await asyncio.sleep(0.1)
-    assert (await p.get())[0] == 400
-    assert await first == (200, "1")  # the close packet
+    # Whichever GET reaches the server second is refused, and the one waiting ends with the close packet.
+    answers = await asyncio.gather(p.get(), p.get())
+    assert sorted(status for status, _ in answers) == [200, 400] and (200, "1") in answers, answers
     assert (await p.get())[0] == 400
 
 
@@ -135,8 +138,9 @@ async def test_no_pong_closes_the_session(http, sio_server):
     p = Polling(http, sio_server.url)
     await p.handshake()
     assert await p.get() == (200, "2")
-    await asyncio.sleep(1.1)
-    assert (await p.get())[0] == 400
+    async with asyncio.timeout(5):  # pingTimeout 1 s without a pong: the next polls end with the session
+        while (await p.get())[0] != 400:
+            pass
 
 
 async def test_a_client_that_stops_polling_is_closed_as_slow(http, sio_server, viewer, sio_layer):
@@ -146,7 +150,8 @@ async def test_a_client_that_stops_polling_is_closed_as_slow(http, sio_server, v
     big = {"note": "x" * 10_000}
     for _ in range(10):  # ~100 KB queued for a client that does not poll: over the 64 KiB bound
         await database_sync_to_async(publish)("inventory:updated", big, ["inventory:all"])
-    await asyncio.sleep(0.5)
+    closed = "Engine.IO session closed (slow consumer"
+    assert await wait_for(lambda: closed in sio_server.output()), f"no {closed!r} in the log: {sio_server.output()[-2000:]}"
     assert (await p.get())[0] == 400
 
 
@@ -173,9 +178,10 @@ async def test_token_in_the_query_string_never_reaches_the_log(http, sio_server,
     await p.handshake()
     got = await p.connect()  # no auth payload: the handshake's token is used
     assert got[0].startswith("40{")
-    await asyncio.sleep(0.3)
+    # the handshake's GET, the CONNECT's POST, the GET that brought its answer: all logged
+    assert await wait_for(lambda: sio_server.output().count("GET /socket.io/") >= 2
+                          and "POST /socket.io/" in sio_server.output()), sio_server.output()[-2000:]
     log = sio_server.output()
-    assert "GET /socket.io/" in log
     assert raw not in log and "token=" not in log
 
 
@@ -183,7 +189,7 @@ async def test_client_close_ends_a_waiting_get_with_a_noop(http, sio_server):
     p = Polling(http, sio_server.url)
     await p.handshake()
     waiting = asyncio.ensure_future(p.get())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # orders two requests (the GET waits before the close comes); asserts nothing
     assert await p.post("1") == (200, "ok")
     assert await waiting == (200, "6")
     assert (await p.get())[0] == 400

@@ -9,6 +9,8 @@ import json
 import aiohttp
 import websockets
 
+from tests.clients import track
+
 SEP = "\x1e"
 
 
@@ -33,7 +35,7 @@ class RawSocket:
             url += f"&sid={sid}"
         if query:
             url += "&" + query
-        ws = await websockets.connect(url, additional_headers=headers, ping_interval=None, open_timeout=5)
+        ws = track(await websockets.connect(url, additional_headers=headers, ping_interval=None, open_timeout=5))
         sock = cls(ws, answer_pings=answer_pings)
         if sid is None:
             first = await sock.recv()
