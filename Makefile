@@ -50,8 +50,11 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	  else echo "The deployment test needs nginx: install it (e.g. 'sudo apt-get install nginx-light'); it fails without it."; fi; }
 
+# Three workers, each file's tests on one worker (module-scoped servers stay shared): TEST_WORKERS=0 runs
+# them in this process.
+TEST_WORKERS ?= 3
 test: venv $(if $(wildcard package.json),node) browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Fan-out benchmark against python-socketio (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
 bench: venv
@@ -66,7 +69,7 @@ $(VENV52)/.installed: requirements.txt
 	@touch $@
 
 test-django52: $(VENV52)/.installed
-	$(VENV52)/bin/python -m pytest tests/realtime -m "not slow" -q $(PYTEST_ARGS)
+	$(VENV52)/bin/python -m pytest tests/realtime -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV52) node_modules db.sqlite3 test-output

@@ -129,6 +129,13 @@ class ServerProcess:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
+    def __del__(self) -> None:
+        # A test that never called stop(): its log files are closed here rather than reported by the
+        # garbage collector in whichever later test it happens to run.
+        for f in (getattr(self, "log", None), getattr(self, "stderr", None)):
+            if f is not None:
+                f.close()
+
     def __enter__(self):
         return self.start()
 

@@ -191,8 +191,14 @@ def test_every_configured_handler_is_filtered_after_asgi_setup():
     from django_oda_realtime.asgi import realtime_application
 
     django.setup(set_prefix=False)
-    django_handlers = logging.getLogger("django").handlers  # Django's own DEFAULT_LOGGING handlers
-    assert django_handlers and not any(isinstance(f, RedactSecretsFilter) for h in django_handlers for f in h.filters)
-    realtime_application(lambda scope, receive, send: None)
-    assert all(any(isinstance(f, RedactSecretsFilter) for f in h.filters) for h in logging.getLogger("django").handlers)
-    assert any(isinstance(f, RedactSecretsFilter) for f in logging.lastResort.filters)
+    # A handler as a project's LOGGING (or Django's DEFAULT_LOGGING) makes it, without our filter.
+    fresh = logging.StreamHandler(io.StringIO())
+    logging.getLogger("django").addHandler(fresh)
+    try:
+        assert not any(isinstance(f, RedactSecretsFilter) for f in fresh.filters)
+        realtime_application(lambda scope, receive, send: None)
+        assert any(isinstance(f, RedactSecretsFilter) for f in fresh.filters)
+        assert all(any(isinstance(f, RedactSecretsFilter) for f in h.filters) for h in logging.getLogger().handlers)
+        assert any(isinstance(f, RedactSecretsFilter) for f in logging.lastResort.filters)
+    finally:
+        logging.getLogger("django").removeHandler(fresh)
