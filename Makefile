@@ -69,7 +69,7 @@ $(VENV52)/.installed: requirements.txt
 	@touch $@
 
 test-django52: $(VENV52)/.installed
-	$(VENV52)/bin/python -m pytest tests/realtime -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VENV52)/bin/python -m pytest tests/realtime -m "not slow" -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV52) node_modules db.sqlite3 test-output

@@ -215,7 +215,8 @@ def test_the_fast_path_runs_one_pass_per_transaction_that_stored_a_row_and_none_
             OutboxEvent.objects.filter(pk=-1).update(published_at=None)
 
     outside = captured(lambda: publish("inventory:updated", {}, ["inventory:all"]))
-    assert (outbox_writes(outside), passes(outside), len(outside)) == (1, 1, 5)
+    statements = [q for q in outside if q["sql"] not in ("BEGIN", "COMMIT")]  # Django 5.2 records those too
+    assert (outbox_writes(outside), passes(outside), len(statements)) == (1, 1, 5)
     undone = captured(rolled_back)
     assert (outbox_writes(undone), passes(undone)) == (1, 0)  # its row rolled back: nothing to send
     assert passes(captured(no_event)) == 0
