@@ -178,14 +178,7 @@ class SocketIOConsumer(SocketConsumer):
         if codec.DEFAULT_NAMESPACE in self.connected:
             return await super().admit()
         # No namespace connected: no ``error`` event to send (a refused CONNECT says why).
-        if self.bucket.take():
-            self.strikes = 0
-            return True
-        self.strikes += 1
-        metrics.RATE_LIMITED.labels(self.protocol_name).inc()
-        if self.strikes >= rt_settings.RATE_LIMIT_CLOSE_AFTER:
-            await self.close(CloseCode.RATE_LIMITED, "rate_limited")
-        return False
+        return await self.spend()
 
     async def on_connect(self, namespace: str, auth: object) -> None:
         if namespace not in self.namespaces:

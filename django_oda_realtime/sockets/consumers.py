@@ -205,6 +205,14 @@ class SocketConsumer(DirectConsumer):
     async def admit(self) -> bool:
         """Count one client message against the rate limit; False if it must be dropped."""
         self.last_seen = time.time()
+        if await self.spend():
+            return True
+        if not self.closed and (self.strikes == 1 or self.strikes % 10 == 0):
+            await self.send_frame(self.error_frame(ERROR, "rate_limited", "Too many messages; slow down"))
+        return False
+
+    async def spend(self) -> bool:
+        """Take one message from the bucket; after RATE_LIMIT_CLOSE_AFTER refusals in a row, close (4029)."""
         if self.bucket.take():
             self.strikes = 0
             return True
@@ -212,8 +220,6 @@ class SocketConsumer(DirectConsumer):
         metrics.RATE_LIMITED.labels(self.protocol_name).inc()
         if self.strikes >= rt_settings.RATE_LIMIT_CLOSE_AFTER:
             await self.close(CloseCode.RATE_LIMITED, "rate_limited")
-        elif self.strikes == 1 or self.strikes % 10 == 0:
-            await self.send_frame(self.error_frame(ERROR, "rate_limited", "Too many messages; slow down"))
         return False
 
     # -- sending -------------------------------------------------------------------
