@@ -21,7 +21,6 @@ its once-a-second sweeper also re-adds them periodically against group expiry (d
 """
 import asyncio
 from collections import OrderedDict
-import contextlib
 import logging
 import random
 import time
@@ -34,6 +33,7 @@ from . import metrics
 from .conf import rt_settings
 from .events import LAYER_CONTROL, LAYER_EVENT, Event
 from .exceptions import Unavailable
+from .locks import TransientLocks
 from .presence import make_presence
 from .rooms import group_for
 
@@ -63,7 +63,7 @@ class Hub:
         self.channel: str | None = None
         self.rooms: dict[str, set[Connection]] = {}  # room -> its local members
         self.groups: dict[str, int] = {}  # group the hub is in -> its local rooms (rooms.group_for)
-        self._group_locks: dict[str, list] = {}  # group -> [lock, users]: only while a join/leave runs
+        self._group_locks = TransientLocks()  # joins and leaves of one group, one at a time
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
@@ -166,7 +166,7 @@ class Hub:
     async def join(self, conn: Connection, room: str) -> None:
         """Add ``conn`` to ``room``; the process joins the room's group with its first local room."""
         group = group_for(room)
-        async with self._group_lock(group):
+        async with self._group_locks.hold(group):
             members = self.rooms.get(room)
             if members is None:
                 if group not in self.groups:
@@ -184,7 +184,7 @@ class Hub:
     async def leave(self, conn: Connection, room: str) -> None:
         """Remove ``conn`` from ``room``; the process leaves the group with its last local room."""
         group = group_for(room)
-        async with self._group_lock(group):
+        async with self._group_locks.hold(group):
             members = self.rooms.get(room)
             if members is None or conn not in members:
                 return
@@ -202,22 +202,6 @@ class Hub:
                 # The layer is down: the membership is gone with it, or is
                 # dropped when the group expires. The local state is right.
                 logger.warning("Could not leave group for room kind %s", room.split(":")[0])
-
-    @contextlib.asynccontextmanager
-    async def _group_lock(self, group: str):
-        """Serialise joins and leaves of one group's rooms (its group_add / group_discard). The
-        lock exists only while one runs or waits, so no lock is kept per group at rest."""
-        entry = self._group_locks.get(group)
-        if entry is None:
-            entry = self._group_locks[group] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if not entry[1] and self._group_locks.get(group) is entry:
-                del self._group_locks[group]
 
     async def drain(self, seconds: float, message: dict) -> None:
         """Close every local socket with the close control ``message``, each at a random moment

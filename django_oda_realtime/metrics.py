@@ -57,6 +57,7 @@ def _make(prefix: str) -> dict:
         "COMMANDS": Counter(name("commands_total"), "Client commands by name and outcome", ["command", "outcome"]),
         "RATE_LIMITED": Counter(name("rate_limited_total"), "Client messages refused by the rate limit", ["protocol"]),
         "ERRORS": Counter(name("errors_total"), "Errors by kind", ["kind"]),
+        "POLLS_WAITING": Gauge(name("polls_waiting"), "Socket.IO long-polling GETs waiting for packets"),
         "LAYER_UP": Gauge(name("channel_layer_up"), "1 if this process's hub can receive from the channel layer"),
         # The transactional outbox (django_oda_realtime/outbox.py, docs/design.md#outbox), measured by the relay.
         "OUTBOX_BACKLOG": Gauge(name("outbox_backlog"), "Committed outbox rows not yet published"),
@@ -75,7 +76,7 @@ def _make(prefix: str) -> dict:
 _NAMES = frozenset(
     "PREFIX CONNECTIONS CONNECTS REFUSALS DISCONNECTS SUBSCRIPTIONS PUBLISHED PUBLISH_FAILURES EVENTS_RECEIVED "
     "DELIVERIES DROPPED LATENCY COMMANDS RATE_LIMITED ERRORS LAYER_UP OUTBOX_BACKLOG OUTBOX_OLDEST_AGE OUTBOX_LAG "
-    "DIRECT_WRITES".split()
+    "DIRECT_WRITES POLLS_WAITING".split()
 )
 
 

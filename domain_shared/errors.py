@@ -22,6 +22,13 @@ class DomainError(Exception):
         super().__init__(self.message)
 
 
+class NotFound(DomainError):
+    """The object a domain operation names does not exist."""
+
+    code = "not_found"
+    default_message = "Not found"
+
+
 def as_command_errors(handler):
     """The command boundary: a domain refusal becomes the socket layer's ``CommandError``."""
 

@@ -1,10 +1,9 @@
 """Inventory in the admin. A level saved here emits ``inventory:updated`` (post_save) with the admin user."""
 from django.contrib import admin, messages
 
-from django_oda_realtime.exceptions import CommandError
+from domain_shared.errors import DomainError
 
 from . import services
-from .errors import InventoryError
 from .models import InventoryItem, InventoryLevel, Location, Product, ProductVariant, Reservation, StockMovement
 
 
@@ -80,7 +79,7 @@ class ReservationAdmin(admin.ModelAdmin):
             try:
                 services.release(pk, reason="Released in admin", user=request.user)
                 released += 1
-            except (CommandError, InventoryError) as e:
+            except DomainError as e:  # an unknown reservation, not enough stock
                 self.message_user(request, f"Reservation {pk}: {e.message}", messages.WARNING)
         self.message_user(request, f"Released {released} reservation(s).")
 

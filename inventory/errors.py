@@ -4,7 +4,9 @@
 boundary (``domain_shared.errors.as_command_errors``: same ``code`` and message); the admin and
 management commands show them as they are.
 """
-from domain_shared.errors import DomainError
+from domain_shared.errors import DomainError, NotFound
+
+__all__ = ["Conflict", "InsufficientStock", "InventoryError", "LocationRequired", "NotFound"]
 
 
 class InventoryError(DomainError):
@@ -22,3 +24,8 @@ class InsufficientStock(InventoryError):
 class Conflict(InventoryError):
     code = "conflict"
     default_message = "The stock changed since it was read"
+
+
+class LocationRequired(InventoryError):
+    code = "location_required"
+    default_message = "locationId is required: the item is not stocked at exactly one location"

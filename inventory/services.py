@@ -19,12 +19,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_oda_realtime.exceptions import CommandError, NotFound
 from domain_shared.users import acting_user
 from shopify_sync.mapping import on_hand
 
 from . import signals
-from .errors import Conflict, InsufficientStock
+from .errors import Conflict, InsufficientStock, LocationRequired, NotFound
 from .models import InventoryItem, InventoryLevel, Location, Reservation, StockMovement
 
 Kind = StockMovement.Kind
@@ -55,8 +54,7 @@ def resolve_location(item_id: int, location_id: int | None) -> int:
         return location_id
     locations = list(InventoryLevel.objects.filter(item_id=item_id).values_list("location_id", flat=True)[:2])
     if len(locations) != 1:
-        raise CommandError("locationId is required: the item is not stocked at exactly one location",
-                           code="location_required")
+        raise LocationRequired()
     return locations[0]
 
 

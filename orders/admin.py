@@ -1,10 +1,10 @@
 """Orders in the admin: states change only through actions, which run the checked transitions."""
 from django.contrib import admin, messages
 
-from django_oda_realtime.exceptions import CommandError
+from domain_shared.errors import DomainError
 
 from . import services
-from .lifecycle import FulfillmentStatus, InvalidTransition, PaymentStatus, Status
+from .lifecycle import FulfillmentStatus, PaymentStatus, Status
 from .models import Customer, Order, OrderHistory, OrderLine
 
 
@@ -40,7 +40,7 @@ def _transition(label: str, **change):
             try:
                 services.update_order(pk, user=request.user, note=f"Admin: {label}", **change)
                 done += 1
-            except (CommandError, InvalidTransition) as e:
+            except DomainError as e:  # an unknown order, a refused transition
                 modeladmin.message_user(request, f"Order {pk}: {e.message}", messages.WARNING)
         modeladmin.message_user(request, f"{label}: {done} order(s).")
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from django_oda_realtime.exceptions import NotFound
+from domain_shared.errors import NotFound
 from domain_shared.users import acting_user
 
 from . import lifecycle, signals

@@ -476,9 +476,11 @@ class EngineSocket:
         timer = None
         if self.state is State.UPGRADING:
             timer = asyncio.get_running_loop().call_later(UPGRADE_NOOP_DELAY, self._noop_poll)
+        metrics.POLLS_WAITING.inc()
         try:
             await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            metrics.POLLS_WAITING.dec()
             self._poll = None
             gone.cancel()
             if timer is not None:

@@ -11,8 +11,6 @@ its rooms. Subscribe, unsubscribe, recheck and close of one session run one at a
 close stops, and the close, which waits for it, leaves every room it had joined. So no
 room, hub membership or subscription gauge outlives the socket.
 """
-import asyncio
-import contextlib
 from dataclasses import dataclass
 import inspect
 import logging
@@ -28,6 +26,7 @@ from ..auth import authenticate, issued_at_of
 from ..commands import Caller, registry
 from ..conf import rt_settings
 from ..connected import connected_extra
+from ..locks import TransientLocks
 from ..db import run_sync_db
 from ..events import SUBSCRIBED, UNSUBSCRIBED, ERROR
 from ..exceptions import (
@@ -65,6 +64,9 @@ class Reply:
         return {"code": self.error_code, "message": self.error_message}
 
 
+_SERIAL = TransientLocks()  # sessions -> their membership lock, while one is held
+
+
 class Session:
     def __init__(self, user, connection, hub: Hub, protocol: str, expires_at: float | None = None,
                  connection_id: str | None = None) -> None:
@@ -77,7 +79,6 @@ class Session:
         self.expires_at = expires_at  # the access token's exp; ``auth:refresh`` extends it
         self.expiry_warned = False
         self.closed = False  # set by close(): work in flight stops at its next await
-        self._serial_entry: list | None = None  # [asyncio.Lock, users] only while a membership change runs
 
     @property
     def caller(self) -> Caller:
@@ -125,21 +126,10 @@ class Session:
             for room in rooms:
                 metrics.SUBSCRIPTIONS.labels(policy.kind_of(room) or "unknown").dec()
 
-    @contextlib.asynccontextmanager
-    async def _serial(self):
-        """One membership change of this session at a time. The lock exists only while one
-        runs or waits (an idle socket keeps none: per-socket memory, docs/benchmarks.md)."""
-        entry = self._serial_entry
-        if entry is None:
-            entry = self._serial_entry = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if not entry[1] and self._serial_entry is entry:
-                self._serial_entry = None
+    def _serial(self):
+        """One membership change of this session at a time; no lock is kept at rest (an idle
+        socket keeps none: per-socket memory, docs/benchmarks.md)."""
+        return _SERIAL.hold(self)
 
     async def _rooms_changed(self) -> None:
         """Tell the socket its rooms changed (it stores them for a resume, sockets/resume.py)."""

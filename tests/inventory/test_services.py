@@ -8,7 +8,8 @@ import pytest
 
 from inventory import services
 from inventory.models import InventoryLevel, Reservation, StockMovement
-from django_oda_realtime.exceptions import NotFound
+from django_oda_realtime.exceptions import RealtimeError
+from domain_shared.errors import NotFound
 from tests.domain import make_level
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,8 @@ def test_refused_changes_write_nothing():
 
 
 def test_unknown_ids_are_not_found():
+    # A domain refusal, not the socket layer's error: the command edge maps it (test_commands).
+    assert not issubclass(NotFound, RealtimeError)
     level = make_level(5)
     with pytest.raises(NotFound):
         services.adjust(level.item_id + 1000, level.location_id, -1, reason="x")

@@ -4,8 +4,11 @@ The server runs ``tests.socketio.server_settings`` with fast timers (``SERVER_RE
 ``sio_layer`` points this process's channel layer at the server's, so ``publish()``
 here reaches its sockets.
 """
+import asyncio
 import json
 import os
+import re
+import urllib.request
 import uuid
 
 from channels.layers import channel_layers
@@ -59,9 +62,38 @@ def module_redis_url():
     return django_settings.TEST_REDIS_URL
 
 
+SIO_METRICS_TOKEN = "sio-tests-" + uuid.uuid4().hex
+
+
+def metric(server, sample: str, token: str = SIO_METRICS_TOKEN) -> float:
+    """The value of an unlabelled ``sample`` on ``server``'s ``/metrics`` now."""
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    assert match, f"{sample} is not exposed"
+    return float(match.group(1))
+
+
+def polls_waiting(server) -> float:
+    """Long-polling GETs parked on ``server`` now."""
+    return metric(server, "oda_realtime_polls_waiting")
+
+
+async def parked(server, get) -> asyncio.Future:
+    """Start ``get`` (a long-polling GET) and return it once the server has parked it."""
+    before = await asyncio.to_thread(polls_waiting, server)
+    waiting = asyncio.ensure_future(get)
+    async with asyncio.timeout(5):
+        while await asyncio.to_thread(polls_waiting, server) <= before:
+            await asyncio.sleep(0.02)
+    return waiting
+
+
 @pytest.fixture(scope="module")
 def sio_server(django_db_setup, module_redis_url):
-    server = socketio_server(module_redis_url, f"sio{uuid.uuid4().hex[:10]}")
+    server = socketio_server(module_redis_url, f"sio{uuid.uuid4().hex[:10]}",
+                             env={"REALTIME_METRICS_TOKEN": SIO_METRICS_TOKEN})
     server.start()
     yield server
     server.stop()

@@ -6,8 +6,6 @@ Here a real server publishes to a ``/ws/`` socket and a ``/socket.io/`` WebSocke
 ``/metrics`` must count one direct write per delivered event and socket.
 """
 import asyncio
-import re
-import urllib.request
 import uuid
 
 from channels.db import database_sync_to_async
@@ -17,7 +15,7 @@ from django_oda_realtime import apublish
 from django_oda_realtime.rooms import user_room
 from tests.conftest import token_for
 from tests.hardening.support import connected as ws_connected
-from tests.socketio.conftest import socketio_server, use_layer
+from tests.socketio.conftest import metric, socketio_server, use_layer
 from tests.socketio.wire import RawSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -37,12 +35,7 @@ def server(django_db_setup, settings, redis_url):
 
 
 def direct_writes(server) -> float:
-    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read().decode()
-    match = re.search(r"^oda_realtime_direct_writes_total (\S+)$", text, re.M)
-    assert match, "oda_realtime_direct_writes_total is not exposed"
-    return float(match.group(1))
+    return metric(server, "oda_realtime_direct_writes_total", METRICS_TOKEN)
 
 
 @pytest.mark.parametrize("path", ["/ws/", "/socket.io/"])

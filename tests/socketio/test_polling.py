@@ -9,7 +9,7 @@ import pytest
 from django_oda_realtime import apublish, publish
 from tests.conftest import token_for
 from tests.hardening.support import wait_for
-from tests.socketio.conftest import ORIGIN, SERVER_REALTIME
+from tests.socketio.conftest import ORIGIN, SERVER_REALTIME, parked
 from tests.socketio.wire import SEP, Polling, RawSocket, parse_event
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -51,8 +51,7 @@ async def test_connect_subscribe_and_receive_over_polling(http, sio_server, view
     p = await connected(http, sio_server, viewer)
     assert await p.post('421["subscribe:inventory",{"productIds":["9"]}]') == (200, "ok")
     assert await p.packets() == ['431[{"data":{"topic":"inventory","rooms":["inventory:product:9"],"refused":[]}}]']
-    waiting = asyncio.ensure_future(p.packets())
-    await asyncio.sleep(0.2)  # the GET is waiting on the server when the event comes
+    waiting = await parked(sio_server, p.packets())  # the GET is waiting on the server when the event comes
     event = await apublish("inventory:updated", {"available": 1}, ["inventory:product:9"])
     assert await waiting == ['42["inventory:updated",' + event.json + ",\"" + event.position + "\"]"]
 
@@ -73,8 +72,7 @@ async def test_upgrade_to_websocket_keeps_the_session(http, sio_server, viewer, 
     p = await connected(http, sio_server, viewer)
     await p.post('421["subscribe:inventory"]')
     assert (await p.packets())[0].startswith("431[")
-    waiting = asyncio.ensure_future(p.get())
-    await asyncio.sleep(0.1)  # orders two requests (the GET waits before the upgrade starts); asserts nothing
+    waiting = await parked(sio_server, p.get())  # the GET waits before the upgrade starts
     ws = await RawSocket.open(sio_server.ws_url, sid=p.sid)
     await ws.send("2probe")
     assert await ws.recv() == "3probe"
@@ -188,8 +186,7 @@ async def test_token_in_the_query_string_never_reaches_the_log(http, sio_server,
 async def test_client_close_ends_a_waiting_get_with_a_noop(http, sio_server):
     p = Polling(http, sio_server.url)
     await p.handshake()
-    waiting = asyncio.ensure_future(p.get())
-    await asyncio.sleep(0.1)  # orders two requests (the GET waits before the close comes); asserts nothing
+    waiting = await parked(sio_server, p.get())  # the GET waits before the close comes
     assert await p.post("1") == (200, "ok")
     assert await waiting == (200, "6")
     assert (await p.get())[0] == 400

@@ -19,12 +19,11 @@ from django.core.management.base import BaseCommand, CommandError as DjangoComma
 from django.db.models import F
 
 from inventory import services as stock
-from inventory.errors import InventoryError
 from inventory.models import InventoryLevel, Product, Reservation
 from orders import services as order_services
 from orders.lifecycle import Status
 from orders.models import Customer, Order
-from django_oda_realtime.exceptions import CommandError
+from domain_shared.errors import DomainError
 from shopify_sync.progress import SyncRun
 
 SYNC_EVERY = 20.0  # seconds between two Shopify syncs
@@ -58,7 +57,7 @@ class Command(BaseCommand):
             ticks += 1
             try:
                 line = self.rng.choices(funcs, weights)[0]()
-            except (CommandError, InventoryError) as e:
+            except DomainError as e:
                 line = f"refused: {e.code}"
             if line:
                 self.stdout.write(line)
