@@ -186,3 +186,102 @@ async def test_a_redis_failure_between_two_batches_of_the_replay_is_a_fresh_sess
     assert data["recovered"] is False and data["rooms"] == [f"user:{user.pk}"] and data["sessionId"] != hello["sessionId"]
     assert numbers(await frames_until_pong(resumed)) == []  # not the first batch without the second
     assert "Event history unavailable for a replay: ConnectionError" in caplog.text
+
+
+BACKLOG = 2000  # missed events: their replay (4 batches) is long enough for a burst to pass the cap
+
+
+class Burst:
+    """Publishes numbered events to ``room`` as fast as it can, from ``start``, until ``stop()``."""
+
+    def __init__(self, room: str, start: int) -> None:
+        self.room, self.count = room, start
+        self.stopped = False
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while not self.stopped:
+            await apublish("inventory:updated", {"n": self.count}, [self.room])
+            self.count += 1
+
+    async def stop(self) -> int:
+        """Stop after the publish under way (never cancelled half-way); how many events were
+        published in all (numbered from 0)."""
+        self.stopped = True
+        await self.task
+        return self.count
+
+
+async def ws_frames_until_closed(port: int, query: str, received: list[tuple[int, str]], *, until: int | None = None):
+    """Resume on ``/ws/``, appending (n, position) of each event to ``received``, until the server
+    closes the socket (returns its (close code, reason) and the frames that were not events) or
+    event ``until`` came (closed by the client: None and the frames)."""
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/?{query}", proxy=None, open_timeout=5,
+                                  ping_interval=None, max_queue=None)
+    others = []
+    try:
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("event") == "inventory:updated":
+                received.append((frame["data"]["n"], frame["position"]))
+                if until is not None and frame["data"]["n"] >= until:
+                    return None, others
+            else:
+                others.append(frame)
+    except websockets.ConnectionClosed as e:
+        return (e.rcvd.code, e.rcvd.reason) if e.rcvd else (None, ""), others
+    finally:
+        await ws.close()
+
+
+@pytest.mark.redis
+async def test_ws_a_burst_during_a_long_replay_closes_4008_and_resuming_again_misses_nothing(servers, make_user):
+    server = servers(realtime={"RESUME_MAX_BUFFERED": CAP})
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    room = f"inventory:location:{level.location_id}"
+    token = token_for(user)
+    ws, hello = await open_ws(server.port, f"token={token}")
+    await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"locationIds": [str(level.location_id)]}, "ack": 1}))
+    assert json.loads(await ws.recv())["data"]["rooms"] == [room]
+    await ws.close()
+    for n in range(BACKLOG):
+        await apublish("inventory:updated", {"n": n}, [room])
+    received: list[tuple[int, str]] = []
+    burst = Burst(room, BACKLOG)
+    try:
+        async with asyncio.timeout(60):
+            closes = []
+            while not any(close is not None and close[0] == 4008 for close, _ in closes):
+                # Resume while the burst goes on; a resume that got through (not seen so far) is
+                # left once live, and another one is tried after a new backlog has piled up.
+                position = received[-1][1] if received else hello["position"]
+                live = burst.count
+                close, others = await ws_frames_until_closed(
+                    server.port, f"token={token}&resume={hello['sessionId']}&position={position}", received, until=live + CAP)
+                closes.append((close, others))
+                while close is None and burst.count < live + BACKLOG:
+                    await asyncio.sleep(0.05)
+    finally:
+        total = await burst.stop()
+    close, others = closes[-1]
+    assert others[-1]["event"] == "error" and others[-1]["code"] == "slow_consumer", others
+    # What came before the close is the start of the stream, in order, each once.
+    got = [n for n, _ in received]
+    assert got == list(range(len(got)))
+    again, hello_again = await open_ws(server.port, f"token={token}&resume={hello['sessionId']}&position="
+                                                   f"{received[-1][1] if received else hello['position']}")
+    assert hello_again["recovered"] is True and room in hello_again["rooms"]
+    try:
+        async with asyncio.timeout(30):
+            while not received or received[-1][0] < total - 1:
+                frame = json.loads(await again.recv())
+                if frame.get("event") == "inventory:updated":
+                    received.append((frame["data"]["n"], frame["position"]))
+        await again.send(json.dumps({"event": "ping", "ack": 7}))
+        while (frame := json.loads(await again.recv())).get("ack") != 7:
+            received.append((frame["data"]["n"], frame["position"]))  # nothing more may come
+    finally:
+        await again.close()
+    assert [n for n, _ in received] == list(range(total))
+    assert "slow_consumer (4008)" in server.output()
