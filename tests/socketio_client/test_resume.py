@@ -334,3 +334,36 @@ async def test_subscribe_with_a_snapshot_over_socketio(servers, clients, make_us
     assert event["args"][-1].split(":")[0] == epoch and event["args"][-1] > snapshot["position"]
     bad = await client.emit("subscribe:inventory", {"locationIds": [str(level.location_id)], "snapshot": 1}, ack=True)
     assert bad["error"]["code"] == "validation_error"
+
+
+async def test_a_burst_during_a_long_replay_closes_the_transport_and_the_client_recovers_every_event(
+        servers, clients, make_user):
+    """Past ``RESUME_MAX_BUFFERED`` live events held while a recovery replays (docs/socketio.md#recovery):
+    the transport is closed (4008), while the CONNECT is handled with no ``connect_error`` (which
+    would stop the client for good), and the client reconnects by itself, recovering from its last
+    offset until the burst is over: every event once, in order."""
+    from tests.realtime.test_resume_overflow import BACKLOG, Burst
+
+    server = servers(realtime={"RESUME_MAX_BUFFERED": 5})
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        await keep_away(balancer, client)
+        for n in range(BACKLOG):
+            await apublish("inventory:updated", {"n": n}, [room_of(level)])
+        burst = Burst(room_of(level), BACKLOG)
+        try:
+            balancer.target = server.port
+            async with asyncio.timeout(30):
+                while "slow_consumer (4008)" not in server.output():
+                    await asyncio.sleep(0.1)
+        finally:
+            total = await burst.stop()
+        assert_exactly_once_in_order(await received(client, total, timeout=60), total)
+        connects = [m for m in client.seen if m["type"] == "connect"]
+        assert connects[-1]["recovered"] is True and len(connects) >= 2
+        assert [m for m in client.seen if m["type"] == "connect_error" and m["data"] is not None] == []
+    finally:
+        await balancer.stop()
