@@ -166,6 +166,8 @@ class SocketConsumer(DirectConsumer):
         pending = resumed.entries
         while self._buffer is not None:
             buffered, self._buffer = self._buffer, []
+            if not resumed.recovered:
+                buffered = self._in_rooms(buffered)
             events = resume.merge(pending, buffered, last)
             pending = []
             if not events:
@@ -177,6 +179,12 @@ class SocketConsumer(DirectConsumer):
         # Live copies of replayed events may still be on their way to the hub: dropped in deliver.
         self._horizon = resume.key_of(resumed.horizon) if resumed.recovered else None
         self._buffer = None
+
+    def _in_rooms(self, events: list) -> list:
+        """The events sent to a room the socket is in now: a resume that recovered nothing left the
+        rooms it had restored, and their events held meanwhile are not this fresh session's."""
+        rooms = self.session.rooms if self.session is not None else set()
+        return [event for event in events if not rooms.isdisjoint(event.rooms)]
 
     async def overflow(self) -> None:
         """More than ``RESUME_MAX_BUFFERED`` live events arrived while a resume's replay ran: drop

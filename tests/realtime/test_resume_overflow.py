@@ -285,3 +285,24 @@ async def test_ws_a_burst_during_a_long_replay_closes_4008_and_resuming_again_mi
         await again.close()
     assert [n for n, _ in received] == list(range(total))
     assert "slow_consumer (4008)" in server.output()
+
+
+async def test_a_resume_that_recovers_nothing_sends_no_live_event_of_the_rooms_it_left(
+        redis_layer, connect, make_user, token, settings, monkeypatch):
+    """Events published while the replay runs are held; if the position turns out unrecoverable
+    (here trimmed by those very events) the restored rooms are left: their held events are not sent
+    after ``connected`` says ``recovered: false`` and lists ``user:{id}`` only."""
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_MAX_EVENTS": 3}
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    room = f"inventory:location:{level.location_id}"
+    hello = await away(connect, token, user, level)
+    held = HeldReplay(make_history(), monkeypatch)
+    resuming = await connect(token(user) + resume_query(hello), expect_ok=False)
+    await held.started.wait()
+    for n in range(5):  # held for the socket, and they trim the history past its position
+        await apublish("inventory:updated", {"n": n}, [room])
+    held.release()
+    data = (await resuming.receive_event("connected"))["data"]
+    assert data["recovered"] is False and data["rooms"] == [f"user:{user.pk}"]
+    assert numbers(await frames_until_pong(resuming)) == []
