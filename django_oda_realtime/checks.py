@@ -29,6 +29,8 @@ METRIC_PREFIX_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 OPTIONAL = {"PRESENCE_REDIS_URL", "PRESENCE_PREFIX", "REDIS_PREFIX", "METRICS_TOKEN",
             "SOCKETIO_MAX_PENDING_PER_ADDRESS", "SOCKETIO_MAX_PENDING"}
 OPTIONAL_INT = {"SOCKETIO_MAX_PENDING_PER_ADDRESS", "SOCKETIO_MAX_PENDING"}
+# Whole numbers for which 0 makes no sense (RESUME_MAX_BUFFERED 0 would close every resume that sees one live event).
+AT_LEAST_ONE = {"RESUME_MAX_BUFFERED"}
 
 
 def _problem(name: str, value) -> str | None:
@@ -37,8 +39,9 @@ def _problem(name: str, value) -> str | None:
     if value is None and name in OPTIONAL:
         return None
     if name in OPTIONAL_INT or (isinstance(default, int) and not isinstance(default, bool)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return "a whole number >= 0"
+        least = 1 if name in AT_LEAST_ONE else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            return f"a whole number >= {least}"
     elif isinstance(default, bool):
         if not isinstance(value, bool):
             return "True or False"

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # many events; a position older than either answers "not recoverable".
     "HISTORY_WINDOW": 600.0,
     "HISTORY_MAX_EVENTS": 100_000,
+    # Live events held for one resuming socket while its missed events are replayed; one more and
+    # it is closed as a slow consumer (4008), nothing lost: it resumes again (docs/design.md#history).
+    "RESUME_MAX_BUFFERED": 10_000,
     # Transactional outbox (docs/design.md#outbox): publish() writes events to the outbox table
     # in the caller's transaction; a relay publishes committed rows in commit order.
     "OUTBOX": True,

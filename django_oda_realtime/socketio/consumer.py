@@ -39,7 +39,7 @@ import logging
 from .. import metrics
 from ..auth import AuthResult, authenticate, token_from_scope
 from ..conf import rt_settings
-from ..events import CONNECTED, ERROR, Event, encode_json, envelope, error_envelope
+from ..events import CONNECTED, Event, encode_json, envelope, error_envelope
 from ..exceptions import CloseCode, ConnectRefused, ProtocolError
 from ..protocol import socketio as codec
 from ..server.headers import bearer
@@ -54,6 +54,9 @@ INVALID_NAMESPACE = "Invalid namespace"
 # To the Engine.IO session (engine.py): whether it counts as one with no namespace connected.
 PENDING = {"type": "engineio.pending", "pending": True}
 NOT_PENDING = {"type": "engineio.pending", "pending": False}
+# Closed while a CONNECT is handled, for these reasons the transport just closes: a CONNECT_ERROR
+# would stop socket.io-client for good, these ask it to reconnect and recover (docs/socketio.md#recovery).
+RECONNECT_WHILE_CONNECTING = frozenset({"slow_consumer"})
 MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
 
 
@@ -209,9 +212,10 @@ class SocketIOConsumer(SocketConsumer):
     async def fail(self, code: str, message: str, close_code: CloseCode) -> None:
         """Bad input at the protocol level: say why (if we can), then close."""
         logger.info("Closing connection %s: %s", self.connection_id, code, extra=self.log_fields("fail", reason=code))
-        if codec.DEFAULT_NAMESPACE in self.connected:
-            await self.send_frame(self.error_frame(ERROR, code, message))
-        await self.close(close_code, code)
+        await self.close_with_error(code, message, close_code)
+
+    def may_send_events(self) -> bool:
+        return codec.DEFAULT_NAMESPACE in self.connected
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         if self.closed:
@@ -220,7 +224,7 @@ class SocketIOConsumer(SocketConsumer):
             terminal = not CloseCode(code).retryable
         except ValueError:
             terminal = True
-        if self.connecting is not None:
+        if self.connecting is not None and reason not in RECONNECT_WHILE_CONNECTING:
             # Closed while connecting (e.g. too many sockets for the user): say so in the client's terms.
             await self.send_frame(codec.encode_connect_error(self.connecting, reason or "closed", {"code": reason or "closed"}))
         if terminal:

@@ -35,6 +35,7 @@ from .session import Reply, Session
 logger = logging.getLogger("realtime.consumers")
 
 AUTH_EXPIRING = "auth:expiring"
+OVERFLOW_MESSAGE = "Too many events arrived while the missed ones were replayed; resume again from your last position"
 
 
 class SocketConsumer(DirectConsumer):
@@ -137,15 +138,25 @@ class SocketConsumer(DirectConsumer):
         if stored is not None and stored.owner != self.connection_id:
             await self.take_over(str(user.pk), stored.owner)
         payload = await self.start_session(user, expires_at)
-        if payload is None or self.session is None:
+        session = self.session
+        if payload is None or session is None:
             self._buffer = None
             return None
-        resumed = await resume.restore(self.session, stored, offset)
+        resumed = await resume.restore(session, stored, offset)
         if not resumed.recovered:
             resumed.offset = await resume.head()
+        if self.closed:
+            # Closed while the replay ran (too many live events held, ``overflow``; a take-over by
+            # another resume of the session; a revocation): nothing was sent and the stored session
+            # is left as it was, so the client resumes again from its position (docs/protocol.md#resume).
+            self._buffer = None
+            return None
         self.pid = resumed.pid
-        await resume.remember(self.session, self.pid, create=not resumed.recovered)
-        payload["rooms"] = sorted(self.session.rooms)
+        await resume.remember(session, self.pid, create=not resumed.recovered)
+        if self.closed:
+            self._buffer = None
+            return None
+        payload["rooms"] = sorted(session.rooms)
         payload["recovered"] = resumed.recovered
         return payload, resumed
 
@@ -155,6 +166,8 @@ class SocketConsumer(DirectConsumer):
         pending = resumed.entries
         while self._buffer is not None:
             buffered, self._buffer = self._buffer, []
+            if not resumed.recovered:
+                buffered = self._in_rooms(buffered)
             events = resume.merge(pending, buffered, last)
             pending = []
             if not events:
@@ -166,6 +179,21 @@ class SocketConsumer(DirectConsumer):
         # Live copies of replayed events may still be on their way to the hub: dropped in deliver.
         self._horizon = resume.key_of(resumed.horizon) if resumed.recovered else None
         self._buffer = None
+
+    def _in_rooms(self, events: list) -> list:
+        """The events sent to a room the socket is in now: a resume that recovered nothing left the
+        rooms it had restored, and their events held meanwhile are not this fresh session's."""
+        rooms = self.session.rooms if self.session is not None else set()
+        return [event for event in events if not rooms.isdisjoint(event.rooms)]
+
+    async def overflow(self) -> None:
+        """More than ``RESUME_MAX_BUFFERED`` live events arrived while a resume's replay ran: drop
+        them, say why and close (4008, retryable). What the client got is the start of its stream, in
+        order, so it resumes again from the last position it received and misses nothing
+        (docs/protocol.md#resume)."""
+        dropped, self._buffer = self._buffer, None
+        metrics.DROPPED.labels("slow_consumer").inc(len(dropped or ()) + 1)
+        await self.close_with_error("slow_consumer", OVERFLOW_MESSAGE, CloseCode.SLOW_CONSUMER)
 
     async def take_over(self, user_id: str, stale: str) -> None:
         """The stale connection of a resumed session: no longer counted against the user's cap,
@@ -244,10 +272,21 @@ class SocketConsumer(DirectConsumer):
         """Send one event to this socket only, in its protocol's encoding."""
         return await self.send_frame(self.event_frame(Event.build(name, data, ())))
 
+    def may_send_events(self) -> bool:
+        """Whether an ``error`` frame may be sent now (Socket.IO: not before its namespace is connected)."""
+        return True
+
+    async def close_with_error(self, code: str, message: str, close_code: int) -> None:
+        """Say why (an ``error`` frame with ``code``, where the protocol allows one now), then close."""
+        if self.may_send_events():
+            await self.send_frame(self.error_frame(ERROR, code, message))
+        await self.close(close_code, code)
+
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         if self.closed:
             return
         self.closed = True
+        self._buffer = None  # live events held for a resume: never sent now
         metrics.DISCONNECTS.labels(reason or "normal").inc()
         logger.info("Closing connection %s user=%s: %s (%d)", self.connection_id, self.user_id, reason or "normal", code,
                     extra=self.log_fields("disconnect", reason=reason or "normal", code=int(code)))
@@ -270,10 +309,10 @@ class SocketConsumer(DirectConsumer):
             return False
         buffer = self._buffer
         if buffer is not None:
-            buffer.append(event)
-            if len(buffer) > resume.MAX_BUFFERED:
-                await self.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
+            if len(buffer) >= rt_settings.RESUME_MAX_BUFFERED:
+                await self.overflow()
                 return False
+            buffer.append(event)
             return True
         position = event.position
         if position is not None and self.pid is not None:

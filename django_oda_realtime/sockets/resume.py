@@ -8,7 +8,9 @@ Both protocols use this one sequence (``SocketConsumer.open_resumable``):
    counts against the user's cap and is told to close. Unknown, expired or another user's pid:
    a fresh session (``recovered: false``).
 3. The stored rooms are filtered by ``can_join`` now, and joined in the hub while live events for
-   this socket are **buffered** (``SocketConsumer.deliver``).
+   this socket are **buffered** (``SocketConsumer.deliver``): at most ``RESUME_MAX_BUFFERED``; one
+   more and the socket is closed as a slow consumer (``SocketConsumer.overflow``, 4008) having sent
+   at most a prefix of its stream, so the client resumes again from its last position.
 4. The history is replayed from the client's position, for those rooms only, so a room the user
    may no longer see is never replayed; then the buffer, merged by position: anything at or below
    the last position sent is dropped. Then live.
@@ -33,9 +35,6 @@ from ..rooms import user_room
 from ..subscriptions import check_rooms
 
 logger = logging.getLogger("realtime.resume")
-
-# Live events kept for one resuming socket while its replay runs; beyond, it is closed (retry).
-MAX_BUFFERED = 10_000
 
 
 @dataclass
@@ -161,4 +160,4 @@ def merge(entries: list[Entry], buffered: list, last: str | None) -> list:
     return out
 
 
-__all__ = ["Resumed", "at_or_before", "event_key", "head", "key_of", "merge", "remember", "restore", "take", "MAX_BUFFERED"]
+__all__ = ["Resumed", "at_or_before", "event_key", "head", "key_of", "merge", "remember", "restore", "take"]

@@ -41,6 +41,8 @@ def test_an_unknown_key_names_the_closest_one():
     ("MAX_ROOMS_PER_CONNECTION", 2.5, "a whole number >= 0"),
     ("MAX_ROOMS_PER_CONNECTION", True, "a whole number >= 0"),
     ("SOCKETIO_MAX_PENDING", -3, "a whole number >= 0"),
+    ("RESUME_MAX_BUFFERED", 0, "a whole number >= 1"),
+    ("RESUME_MAX_BUFFERED", "10000", "a whole number >= 1"),
     ("OUTBOX", "yes", "True or False"),
     ("ALLOWED_ORIGINS", "https://shop.example.com", "a list of strings"),
     ("TRUSTED_PROXIES", ["10.0.0.0/8", "proxy.local"], "a list of addresses or networks "
@@ -58,6 +60,7 @@ def test_an_invalid_value_is_reported(name, value, expected):
 @pytest.mark.parametrize("name, value", [
     ("SOCKETIO_MAX_PENDING", None), ("TRUSTED_PROXIES", "127.0.0.1,::1"), ("PING_INTERVAL", 10),
     ("METRICS_PREFIX", "shop_"), ("REDIS_PREFIX", "staging"), ("ALLOWED_ORIGINS", ("*",)),
+    ("RESUME_MAX_BUFFERED", 1),
 ])
 def test_valid_values_pass(name, value):
     with override_settings(REALTIME={name: value}):

@@ -6,6 +6,7 @@ event arrives exactly once, in order, ``socket.recovered === true``, the room st
 re-subscribing. Also to a second server process, and after the server was SIGKILLed and restarted.
 """
 import asyncio
+import contextlib
 import uuid
 
 from channels.db import database_sync_to_async
@@ -80,6 +81,21 @@ async def keep_away(balancer: Forwarder, client: NodeClient) -> None:
     balancer.target = free_port()
     balancer.cut()
     await client.next("disconnect")
+
+
+@contextlib.asynccontextmanager
+async def kept_away(server, clients, make_user):
+    """A client subscribed to a level's room through a forwarder, then cut and kept away
+    (``keep_away``): (user, level, forwarder, client)."""
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    level = await database_sync_to_async(make_level)(available=10)
+    balancer = await Forwarder(server.port).start()
+    try:
+        client = await subscribed_client(clients, balancer.url, user, level)
+        await keep_away(balancer, client)
+        yield user, level, balancer, client
+    finally:
+        await balancer.stop()
 
 
 def room_of(level) -> str:
@@ -214,12 +230,7 @@ async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user)
     from django_oda_realtime.accounts.revocation import revoke_tokens
 
     server = servers()
-    user = await database_sync_to_async(make_user)(perms=PERMS)
-    level = await database_sync_to_async(make_level)(available=10)
-    balancer = await Forwarder(server.port).start()
-    try:
-        client = await subscribed_client(clients, balancer.url, user, level)
-        await keep_away(balancer, client)
+    async with kept_away(server, clients, make_user) as (user, level, balancer, client):
         await database_sync_to_async(revoke_tokens)(user)
         await apublish("inventory:updated", {"n": 0}, [room_of(level)])
         balancer.target = server.port
@@ -228,19 +239,12 @@ async def test_a_revoked_token_is_refused_on_resume(servers, clients, make_user)
             error = await client.next("connect_error", timeout=15)
         assert error["data"]["code"] == "token_revoked"
         assert not [m for m in client.seen if m.get("event") == "inventory:updated"]
-    finally:
-        await balancer.stop()
 
 
 @pytest.mark.parametrize("bound", ["window", "count"])
 async def test_beyond_the_window_or_the_history_count_it_is_a_fresh_session(servers, clients, make_user, bound):
     server = servers(realtime={"HISTORY_WINDOW": 1.0} if bound == "window" else {"HISTORY_MAX_EVENTS": 5})
-    user = await database_sync_to_async(make_user)(perms=PERMS)
-    level = await database_sync_to_async(make_level)(available=10)
-    balancer = await Forwarder(server.port).start()
-    try:
-        client = await subscribed_client(clients, balancer.url, user, level)
-        await keep_away(balancer, client)
+    async with kept_away(server, clients, make_user) as (user, level, balancer, client):
         if bound == "window":
             await asyncio.sleep(2.5)  # the window (and the stored session) has passed
         else:
@@ -252,8 +256,6 @@ async def test_beyond_the_window_or_the_history_count_it_is_a_fresh_session(serv
         assert welcome["recovered"] is False and welcome["rooms"] == [f"user:{user.pk}"]
         await asyncio.sleep(0.3)
         assert not [m for m in client.seen if m.get("event") == "inventory:updated"]  # nothing replayed
-    finally:
-        await balancer.stop()
 
 
 async def test_after_redis_is_flushed_nothing_is_recovered(clients, make_user, settings):
@@ -334,3 +336,29 @@ async def test_subscribe_with_a_snapshot_over_socketio(servers, clients, make_us
     assert event["args"][-1].split(":")[0] == epoch and event["args"][-1] > snapshot["position"]
     bad = await client.emit("subscribe:inventory", {"locationIds": [str(level.location_id)], "snapshot": 1}, ack=True)
     assert bad["error"]["code"] == "validation_error"
+
+
+async def test_a_burst_during_a_long_replay_closes_the_transport_and_the_client_recovers_every_event(
+        servers, clients, make_user):
+    """Past ``RESUME_MAX_BUFFERED`` live events held while a recovery replays (docs/socketio.md#recovery):
+    the transport is closed (4008), while the CONNECT is handled with no ``connect_error`` (which
+    would stop the client for good), and the client reconnects by itself, recovering from its last
+    offset until the burst is over: every event once, in order."""
+    from tests.realtime.test_resume_overflow import BACKLOG, Burst
+
+    server = servers(realtime={"RESUME_MAX_BUFFERED": 5})
+    async with kept_away(server, clients, make_user) as (user, level, balancer, client):
+        for n in range(BACKLOG):
+            await apublish("inventory:updated", {"n": n}, [room_of(level)])
+        burst = Burst(room_of(level), BACKLOG)
+        try:
+            balancer.target = server.port
+            async with asyncio.timeout(30):
+                while "slow_consumer (4008)" not in server.output():
+                    await asyncio.sleep(0.1)
+        finally:
+            total = await burst.stop()
+        assert_exactly_once_in_order(await received(client, total, timeout=60), total)
+        connects = [m for m in client.seen if m["type"] == "connect"]
+        assert connects[-1]["recovered"] is True and len(connects) >= 2
+        assert [m for m in client.seen if m["type"] == "connect_error" and m["data"] is not None] == []
