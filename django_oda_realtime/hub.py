@@ -15,6 +15,10 @@ decodes and re-encodes each event; that costs ten times python-socketio (issue
 - Each socket's ``deliver`` takes the frame from ``Event.frames``, encoded once
   per protocol per process.
 
+On channels-redis' pub/sub layer the first join of a group also waits until the subscription is
+live: ``group_add`` returns before Redis has applied the SUBSCRIBE, so the hub publishes a probe on
+the group and waits for it to come back (docs/design.md#subscribe-confirmed).
+
 If the channel layer fails (Redis restarted), the hub retries with backoff and
 re-adds all its groups when it answers again, so no socket stays open but deaf;
 its once-a-second sweeper also re-adds them periodically against group expiry (docs/design.md#group-expiry).
@@ -26,14 +30,16 @@ import logging
 import random
 import time
 from typing import Protocol
+import uuid
 import weakref
 
 from channels.layers import get_channel_layer
 
 from . import metrics
 from .conf import rt_settings
-from .events import LAYER_CONTROL, LAYER_EVENT, Event
+from .events import LAYER_CONTROL, LAYER_EVENT, LAYER_PROBE, Event
 from .exceptions import Unavailable
+from .layers import subscribes_lazily
 from .presence import make_presence
 from .rooms import group_for
 
@@ -42,6 +48,11 @@ logger = logging.getLogger("realtime.hub")
 HUB_CHANNEL_PREFIX = "realtime-hub."
 SEEN_IDS = 4096
 GROUP_REFRESH_SECONDS = 600.0
+# A group's first join waits at most this long for its probe (docs/design.md#subscribe-confirmed);
+# the probe is re-published after PROBE_FIRST_WAIT, then at doubling intervals up to PROBE_MAX_WAIT.
+SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
+PROBE_FIRST_WAIT = 0.05
+PROBE_MAX_WAIT = 0.5
 
 
 class Connection(Protocol):
@@ -71,6 +82,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.presence = make_presence()
         self.healthy = True
+        self._confirms = subscribes_lazily(layer)  # first joins wait for their probe
+        self._probes: dict[str, asyncio.Future] = {}  # probe id -> its waiting join
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -177,9 +190,39 @@ class Hub:
                         metrics.ERRORS.labels("channel_layer").inc()
                         logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
                         raise Unavailable() from e
+                    if self._confirms:
+                        await self._confirm_subscription(group, room)
                 self.groups[group] = self.groups.get(group, 0) + 1
                 members = self.rooms[room] = set()
             members.add(conn)
+
+    async def _confirm_subscription(self, group: str, room: str) -> bool:
+        """Wait until a probe published on ``group`` comes back through this hub's receive loop.
+
+        channels-redis' pub/sub ``group_add`` writes SUBSCRIBE and returns without Redis' reply, and
+        a PUBLISH on another connection may be applied first: an event published right after the
+        subscribe was acknowledged would reach no socket here (docs/design.md#subscribe-confirmed).
+        A probe published before the SUBSCRIBE is applied is lost too, so it is published again
+        until one arrives. Bounded by ``SUBSCRIBE_CONFIRM_TIMEOUT``: unconfirmed, the join goes
+        on (the SUBSCRIBE is sent; Redis may be slow), counted and logged."""
+        ident = uuid.uuid4().hex
+        arrived = self._probes[ident] = asyncio.get_running_loop().create_future()
+        wait = PROBE_FIRST_WAIT
+        try:
+            async with asyncio.timeout(SUBSCRIBE_CONFIRM_TIMEOUT):
+                while True:
+                    await self.layer.group_send(group, {"type": LAYER_PROBE, "id": ident})
+                    done, _ = await asyncio.wait({arrived}, timeout=wait)
+                    if done:
+                        return True
+                    wait = min(wait * 2, PROBE_MAX_WAIT)
+        except Exception as e:  # noqa: BLE001  timed out, or the layer failed: the join goes on
+            metrics.ERRORS.labels("subscribe_unconfirmed").inc()
+            logger.warning("The subscription to the group of a %s room was not confirmed: %s",
+                           room.split(":")[0], type(e).__name__)
+            return False
+        finally:
+            self._probes.pop(ident, None)
 
     async def leave(self, conn: Connection, room: str) -> None:
         """Remove ``conn`` from ``room``; the process leaves the group with its last local room."""
@@ -283,6 +326,11 @@ class Hub:
             await self.realtime_event(message)
         elif kind == LAYER_CONTROL:
             await self.realtime_control(message)
+        elif kind == LAYER_PROBE:
+            waiter = self._probes.get(message.get("id"))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            # else another hub's probe (it joined a group this hub is in), or a repeat of ours
         else:
             logger.warning("Ignoring a layer message of unknown type")
 
