@@ -143,8 +143,16 @@ class SocketConsumer(DirectConsumer):
         resumed = await resume.restore(self.session, stored, offset)
         if not resumed.recovered:
             resumed.offset = await resume.head()
+        if self.session is None or self.closed:
+            # Closed while resuming (a Socket.IO CONNECT slower than its connect timeout, seen on
+            # a loaded machine): end_session dropped the session; nothing to store or send.
+            self._buffer = None
+            return None
         self.pid = resumed.pid
         await resume.remember(self.session, self.pid, create=not resumed.recovered)
+        if self.session is None:
+            self._buffer = None
+            return None
         payload["rooms"] = sorted(self.session.rooms)
         payload["recovered"] = resumed.recovered
         return payload, resumed
