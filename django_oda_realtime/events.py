@@ -25,6 +25,8 @@ UNSUBSCRIBED = "unsubscribed"
 # Layer message types (handled by the hub's ``realtime_<verb>``).
 LAYER_EVENT = "realtime.event"
 LAYER_CONTROL = "realtime.control"
+# A hub's own probe on a group it just joined (hub.Hub._confirm_subscription); other hubs ignore it.
+LAYER_PROBE = "realtime.probe"
 
 
 def encode_json(value: object) -> str:

@@ -15,24 +15,32 @@ decodes and re-encodes each event; that costs ten times python-socketio (issue
 - Each socket's ``deliver`` takes the frame from ``Event.frames``, encoded once
   per protocol per process.
 
+On channels-redis' pub/sub layer the first join of a group also waits until the subscription is
+live: ``group_add`` returns before Redis has applied the SUBSCRIBE, so the hub publishes a probe on
+the group and waits for it to come back on a probe channel of its own, added to the group for that
+time (docs/design.md#subscribe-confirmed).
+
 If the channel layer fails (Redis restarted), the hub retries with backoff and
 re-adds all its groups when it answers again, so no socket stays open but deaf;
 its once-a-second sweeper also re-adds them periodically against group expiry (docs/design.md#group-expiry).
 """
 import asyncio
 from collections import OrderedDict
+import contextlib
 import logging
 import random
 import time
 from typing import Protocol
+import uuid
 import weakref
 
 from channels.layers import get_channel_layer
 
 from . import metrics
 from .conf import rt_settings
-from .events import LAYER_CONTROL, LAYER_EVENT, Event
+from .events import LAYER_CONTROL, LAYER_EVENT, LAYER_PROBE, Event
 from .exceptions import Unavailable
+from .layers import subscribes_lazily
 from .locks import TransientLocks
 from .presence import make_presence
 from .rooms import group_for
@@ -40,8 +48,14 @@ from .rooms import group_for
 logger = logging.getLogger("realtime.hub")
 
 HUB_CHANNEL_PREFIX = "realtime-hub."
+PROBE_CHANNEL_PREFIX = "realtime-probe."
 SEEN_IDS = 4096
 GROUP_REFRESH_SECONDS = 600.0
+# A group's first join waits at most this long for its probe (docs/design.md#subscribe-confirmed);
+# the probe is re-published after PROBE_FIRST_WAIT, then at doubling intervals up to PROBE_MAX_WAIT.
+SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
+PROBE_FIRST_WAIT = 0.05
+PROBE_MAX_WAIT = 0.5
 
 
 class Connection(Protocol):
@@ -71,24 +85,31 @@ class Hub:
         self.connections: set[Connection] = set()
         self.presence = make_presence()
         self.healthy = True
+        self._confirms = subscribes_lazily(layer)  # first joins wait for their probe
+        self._probes: dict[str, asyncio.Future] = {}  # probe id -> its waiting join
+        self._probe_channel: str | None = None
+        self._prober: asyncio.Task | None = None  # reads the probe channel
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
+        if self._confirms:
+            self._probe_channel = await self.layer.new_channel(prefix=PROBE_CHANNEL_PREFIX)
+            self._prober = asyncio.ensure_future(self._read_probes())
         self._task = asyncio.ensure_future(self._run())
         self._sweeper = asyncio.ensure_future(self._sweep())
         metrics.LAYER_UP.set(1)
 
     async def stop(self) -> None:
-        for task in (self._task, self._sweeper, self._recheck):
+        for task in (self._task, self._sweeper, self._recheck, self._prober):
             if task is not None:
                 task.cancel()
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        self._task = self._sweeper = self._recheck = None
+        self._task = self._sweeper = self._recheck = self._prober = None
         await self.presence.close()
 
     # -- connections ----------------------------------------------------------------
@@ -177,9 +198,61 @@ class Hub:
                         metrics.ERRORS.labels("channel_layer").inc()
                         logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
                         raise Unavailable() from e
+                    if self._confirms:
+                        await self._confirm_subscription(group, room)
                 self.groups[group] = self.groups.get(group, 0) + 1
                 members = self.rooms[room] = set()
             members.add(conn)
+
+    async def _confirm_subscription(self, group: str, room: str) -> bool:
+        """Wait until a probe published on ``group`` comes back on the hub's probe channel.
+
+        channels-redis' pub/sub ``group_add`` writes SUBSCRIBE and returns without Redis' reply, and
+        a PUBLISH on another connection may be applied first: an event published right after the
+        subscribe was acknowledged would reach no socket here (docs/design.md#subscribe-confirmed).
+        A probe published before the SUBSCRIBE is applied is lost too, so it is published again
+        until one arrives. The probe channel is in the group only meanwhile (the group's Redis
+        subscription is the hub channel's: adding it sends no SUBSCRIBE), and has a reader of its
+        own, so a receive loop busy with a delivery (or held by a test) does not delay the join.
+        Bounded by ``SUBSCRIBE_CONFIRM_TIMEOUT``: unconfirmed, the join goes on (the SUBSCRIBE is
+        sent; Redis may be slow), counted and logged."""
+        ident = uuid.uuid4().hex
+        arrived = self._probes[ident] = asyncio.get_running_loop().create_future()
+        wait = PROBE_FIRST_WAIT
+        try:
+            async with asyncio.timeout(SUBSCRIBE_CONFIRM_TIMEOUT):
+                await self.layer.group_add(group, self._probe_channel)
+                while True:
+                    await self.layer.group_send(group, {"type": LAYER_PROBE, "id": ident})
+                    done, _ = await asyncio.wait({arrived}, timeout=wait)
+                    if done:
+                        return True
+                    wait = min(wait * 2, PROBE_MAX_WAIT)
+        except Exception as e:  # noqa: BLE001  timed out, or the layer failed: the join goes on
+            metrics.ERRORS.labels("subscribe_unconfirmed").inc()
+            logger.warning("The subscription to the group of a %s room was not confirmed: %s",
+                           room.split(":")[0], type(e).__name__)
+            return False
+        finally:
+            self._probes.pop(ident, None)
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(group, self._probe_channel)
+
+    async def _read_probes(self) -> None:
+        """Resolve the joins waiting for their probe; other messages on the probe channel (events
+        of a group while it is in it, other hubs' probes) are dropped."""
+        while True:
+            try:
+                message = await self.layer.receive(self._probe_channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001  the layer failed: the joins waiting time out, counted
+                await asyncio.sleep(0.1)
+                continue
+            if message.get("type") == LAYER_PROBE:
+                waiter = self._probes.get(message.get("id"))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
 
     async def leave(self, conn: Connection, room: str) -> None:
         """Remove ``conn`` from ``room``; the process leaves the group with its last local room."""
@@ -267,6 +340,8 @@ class Hub:
             await self.realtime_event(message)
         elif kind == LAYER_CONTROL:
             await self.realtime_control(message)
+        elif kind == LAYER_PROBE:
+            pass  # a hub's probe on one of its groups (read by its _read_probes)
         else:
             logger.warning("Ignoring a layer message of unknown type")
 

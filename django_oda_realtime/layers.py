@@ -41,6 +41,18 @@ def channel_layers(url: str | None, prefix: str, *, core: bool = False) -> dict:
                         "CONFIG": {"hosts": [redis_host(url)], "prefix": prefix}}}
 
 
+def subscribes_lazily(layer) -> bool:
+    """Whether ``group_add`` on ``layer`` may return before the membership is live: channels-redis'
+    pub/sub layer sends SUBSCRIBE and returns without Redis' reply (docs/design.md#subscribe-confirmed).
+    The core layer's ``group_add`` is a ZADD that has been applied when it returns; the in-memory
+    layer's is immediate."""
+    try:
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+    except ImportError:  # the ``redis`` extra is not installed
+        return False
+    return isinstance(layer, RedisPubSubChannelLayer)
+
+
 def supply_default() -> None:
     """``CHANNEL_LAYERS`` from ``REDIS_URL`` when the project has none (called from ``ready()``)."""
     global supplied

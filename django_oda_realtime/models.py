@@ -33,6 +33,9 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField()
     seq = models.BigIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # The channel-layer prefix of the process that stored the row: only a relay on that prefix sends
+    # it (null: stored before this column, or on a layer without one; any relay sends it).
+    deployment = models.TextField(null=True, blank=True)
 
     class Meta:
         db_table = "realtime_outbox"

@@ -10,6 +10,7 @@ Either way rows go out in commit order, one sender at a time, with the stored ev
 retry is a duplicate the hubs drop, never a second event. docs/design.md#outbox.
 """
 from datetime import UTC, datetime, timedelta
+import hashlib
 import logging
 import threading
 import time
@@ -17,13 +18,13 @@ import time
 from asgiref.sync import async_to_sync
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
-from django.db.models import Count, F, Min
+from django.db.models import Count, F, Min, Q
 
 from . import metrics
 from .conf import rt_settings
 from .events import Event
 
-__all__ = ["measure", "prune", "relay_once", "send_after_commit", "send_now", "store"]
+__all__ = ["deployment", "lock_key", "measure", "prune", "relay_once", "send_after_commit", "send_now", "store"]
 
 logger = logging.getLogger("realtime.outbox")
 publish_logger = logging.getLogger("realtime.publish")
@@ -37,6 +38,37 @@ _health = {"down_since": None, "up_since": None, "probed": 0.0}
 _measured = [0.0]
 
 
+def deployment() -> str | None:
+    """The channel-layer prefix of this process, which a row is stored with and relayed through:
+    None on a layer without one (in memory, one process)."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if not type(layer).__module__.startswith("channels_redis."):
+        return None
+    from .history_redis import layer_hosts
+
+    return layer_hosts(layer)[1]
+
+
+def lock_key(base: int, deployment: str | None) -> int:
+    """The advisory lock ``base`` (``RELAY_KEY``, ``outbox_relay.LEADER_KEY``) of one deployment:
+    each deployment on a database has its own sender lock and elects its own relay (its rows are
+    its own); ``base`` itself without a deployment."""
+    if deployment is None:
+        return base
+    return int.from_bytes(hashlib.sha256(f"{base:x}:{deployment}".encode()).digest()[:8], "big", signed=True)
+
+
+def _relayable() -> Q:
+    """The rows this process may relay: those of its deployment, and those stored without one
+    (before migration 0003, or on a layer without a prefix). A relay of another deployment on the
+    same database (its own prefix) would publish them where no client of this one listens
+    (docs/design.md#outbox, "One database, one deployment")."""
+    mine = deployment()
+    return Q() if mine is None else Q(deployment=mine) | Q(deployment__isnull=True)
+
+
 def store(event: Event, using: str | None = None) -> bool:
     """Write ``event`` to the outbox in the current transaction; False (logged) if it could not be."""
     from .models import OutboxEvent
@@ -44,7 +76,7 @@ def store(event: Event, using: str | None = None) -> bool:
     try:
         OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).bulk_create([OutboxEvent(
             event=event.name, event_id=event.id, rooms=list(event.rooms), envelope=event.json,
-            created_at=datetime.fromtimestamp(event.published_at, UTC),
+            created_at=datetime.fromtimestamp(event.published_at, UTC), deployment=deployment(),
         )])
     except Exception as e:  # noqa: BLE001  publish() never raises: it sends without the outbox
         logger.error("Storing %s in the outbox failed (%s); sending it directly", event.name, type(e).__name__)
@@ -116,12 +148,13 @@ class _Lock:
 
     def __init__(self, alias: str) -> None:
         self.conn = connections[alias]
+        self.key = lock_key(RELAY_KEY, deployment())
         self.got = False
 
     def __enter__(self) -> bool:
         if self.conn.vendor == "postgresql":
             with self.conn.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_KEY])
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 self.got = cursor.fetchone()[0]
         else:
             self.got = _local_lock.acquire(blocking=False)
@@ -132,7 +165,7 @@ class _Lock:
             return
         if self.conn.vendor == "postgresql":
             with self.conn.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_KEY])
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
         else:
             _local_lock.release()
 
@@ -160,7 +193,7 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str 
         if not got:
             return {}, "", None  # another sender is at it
         rows = list(
-            OutboxEvent.objects.using(alias).filter(published_at__isnull=True)
+            OutboxEvent.objects.using(alias).filter(_relayable(), published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
             .values_list("id", "event", "event_id", "rooms", "envelope", "created_at")
             [: limit or rt_settings.OUTBOX_BATCH]
@@ -250,10 +283,10 @@ setting_changed.connect(_settings_changed)
 
 
 def measure(using: str | None = None) -> dict:
-    """Set the backlog metrics (rows not yet published, age of the oldest) and return them."""
+    """Set the backlog metrics (rows of this deployment not yet published, age of the oldest) and return them."""
     from .models import OutboxEvent
 
-    agg = OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).filter(published_at__isnull=True).aggregate(
+    agg = OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).filter(_relayable(), published_at__isnull=True).aggregate(
         backlog=Count("id"), oldest=Min("created_at"))
     age = (datetime.now(UTC) - agg["oldest"]).total_seconds() if agg["oldest"] else 0.0
     metrics.OUTBOX_BACKLOG.set(agg["backlog"])

@@ -9,10 +9,12 @@ Where it runs (docs/design.md#outbox): in ``manage.py realtime_worker``, and in 
   call: ``lifespan.startup`` where the server speaks lifespan, else the first request or socket
   (``routing.ProtocolRouter``). Once per process (a forked worker starts its own).
 
-One relays at a time: the thread that holds the session advisory lock ``LEADER_KEY`` relays and
+One relays at a time per deployment (channel-layer prefix, docs/design.md#outbox): the thread that
+holds the deployment's session advisory lock ``LEADER_KEY`` (``outbox.lock_key``) relays and
 LISTENs; the others stay standby, trying the lock every ``OUTBOX_POLL_INTERVAL`` seconds, and take
 over when the leader's process dies (PostgreSQL ends its session, releasing the lock). Each pass
-still takes ``outbox.RELAY_KEY``, which also keeps the committing processes' fast path apart.
+still takes the deployment's ``outbox.RELAY_KEY``, which also keeps the committing processes' fast
+path apart.
 The thread's connections (the lock and LISTEN one, the passes' one) are its own, outside
 ``DATABASE_POOL``: the pool is the requests', and a relay holding pooled connections for good
 starved them. On SQLite there is no leader: each process polls under its process lock.
@@ -29,7 +31,7 @@ from django.db.utils import load_backend
 
 from . import worker
 from .conf import rt_settings
-from .outbox import CHANNEL
+from .outbox import CHANNEL, deployment, lock_key
 
 __all__ = ["LEADER_KEY", "dedicated_connection", "start", "stop", "waker"]
 
@@ -128,7 +130,7 @@ class Leader:
             return True
         try:
             raw = self._raw()
-            got = raw.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_KEY]).fetchone()[0]
+            got = raw.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(LEADER_KEY, deployment())]).fetchone()[0]
             self.failing = False
             if got:
                 raw.execute(f"LISTEN {CHANNEL}")  # rows committed before it: the next pass sends them

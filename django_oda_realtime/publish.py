@@ -26,7 +26,7 @@ from django.db import transaction
 
 from . import metrics, outbox
 from .conf import rt_settings
-from .events import LAYER_CONTROL, Event
+from .events import LAYER_CONTROL, LAYER_PROBE, Event
 from .rooms import group_for
 
 logger = logging.getLogger("realtime.publish")
@@ -89,7 +89,7 @@ async def _layer_answers() -> bool:
     """Does the channel layer take a message now? (The outbox relay's probe after a failure.)"""
     try:
         async with asyncio.timeout(rt_settings.PUBLISH_TIMEOUT):
-            await get_channel_layer().group_send("realtime-outbox-probe", {"type": "realtime.probe"})
+            await get_channel_layer().group_send("realtime-outbox-probe", {"type": LAYER_PROBE})
     except Exception:  # noqa: BLE001  still down
         return False
     return True

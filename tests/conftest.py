@@ -1,6 +1,7 @@
 """Shared fixtures: users with permissions, tokens, channel layers (memory | redis), sockets."""
 import asyncio
 import json
+import time
 import uuid
 
 from channels.layers import channel_layers
@@ -12,6 +13,38 @@ import redis as redis_lib
 from rest_framework_simplejwt.tokens import AccessToken
 
 from django_oda_realtime.hub import current_hub
+from tests import servers
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_ITEM_STARTED] = time.monotonic()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report shows the output of the servers (tests/servers.py) it started and of
+    those still running: a flaky failure in CI is understood from its report alone."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        _add_server_logs(item, report)
+    if call.when == "teardown":
+        servers.started[:] = [server for server in servers.started if server.running]
+
+
+def _add_server_logs(item, report) -> None:
+    since = item.stash.get(_ITEM_STARTED, 0.0)
+    for server in servers.started:
+        if server.started_at >= since or server.running:
+            try:
+                text = server.report()
+            except OSError as e:
+                text = f"(log unreadable: {e})"
+            report.sections.append((f"{server.server_name} on port {server.port} ({server.layer_prefix})", text))
+
+
+_ITEM_STARTED = pytest.StashKey[float]()
 
 
 @pytest.fixture(autouse=True)

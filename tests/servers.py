@@ -9,6 +9,12 @@ import tempfile
 import time
 
 ROOT = Path(__file__).resolve().parent.parent
+LOG_TAIL_LINES = 300
+
+# The servers started by the running test, and those still running: a failing test's report shows
+# their output (tests/conftest.py, pytest_runtest_makereport, which forgets the stopped ones after
+# each test).
+started: "list[ServerProcess]" = []
 
 
 def free_port() -> int:
@@ -93,6 +99,9 @@ class ServerProcess:
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
+        if self not in started:
+            started.append(self)
+        self.started_at = time.monotonic()
         if self.log.closed:  # started again after a stop(): append to the same output
             self.log = open(self.log.name, "ab")
         if self.stderr is not None and self.stderr.closed:
@@ -103,9 +112,9 @@ class ServerProcess:
         )
         try:
             wait_for_port(self.port, proc=self.proc)
-        except Exception:
+        except Exception as e:
             self.stop()
-            raise RuntimeError(f"{self.server_name} did not start:\n" + self.output()) from None
+            raise RuntimeError(f"{self.server_name} did not start ({e}):\n" + self.output()) from None
         return self
 
     server_name = "daphne"
@@ -128,6 +137,19 @@ class ServerProcess:
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def report(self) -> str:
+        """The last lines of the output (and of stderr, if apart), for a failing test's report."""
+        text = self.output()
+        if self.stderr is not None:
+            text += "\n--- stderr ---\n" + Path(self.stderr.name).read_text(errors="replace")
+        lines = text.splitlines()
+        cut = f"[{len(lines) - LOG_TAIL_LINES} earlier lines in {self.log.name}]\n" if len(lines) > LOG_TAIL_LINES else ""
+        return cut + "\n".join(lines[-LOG_TAIL_LINES:])
 
     def __del__(self) -> None:
         # A test that never called stop(): its log files are closed here rather than reported by the

@@ -145,15 +145,16 @@ class SocketConsumer(DirectConsumer):
         resumed = await resume.restore(session, stored, offset)
         if not resumed.recovered:
             resumed.offset = await resume.head()
-        if self.closed:
+        if self.closed or self.session is None:
             # Closed while the replay ran (too many live events held, ``overflow``; a take-over by
-            # another resume of the session; a revocation): nothing was sent and the stored session
+            # another resume of the session; a revocation; a Socket.IO CONNECT slower than its
+            # connect timeout): end_session dropped the session; nothing was sent and the stored session
             # is left as it was, so the client resumes again from its position (docs/protocol.md#resume).
             self._buffer = None
             return None
         self.pid = resumed.pid
         await resume.remember(session, self.pid, create=not resumed.recovered)
-        if self.closed:
+        if self.closed or self.session is None:
             self._buffer = None
             return None
         payload["rooms"] = sorted(session.rooms)

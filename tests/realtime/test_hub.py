@@ -6,15 +6,18 @@ hand them is what a client would be sent), on channels' in-memory layer, with ev
 the layer as ``publish()`` sends them. Fan-out through real ``/ws/`` sockets is at the end.
 """
 import asyncio
+import contextlib
 import json
 import uuid
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 import pytest
 import redis as redis_lib
 
-from django_oda_realtime import apublish
+from django_oda_realtime import apublish, metrics
+from django_oda_realtime.events import Event
 from django_oda_realtime.hub import Hub
 from django_oda_realtime.rooms import group_for
 from django_oda_realtime.sockets.consumers import NativeConsumer
@@ -160,3 +163,77 @@ async def test_a_fan_out_encodes_each_event_once_for_all_its_sockets(make_user, 
     frames = [await sock.comm.receive_from(2) for sock in sockets]
     assert len(set(frames)) == 1 and json.loads(frames[0])["data"] == {"available": 3}
     assert encoded == [event.id]
+
+
+# -- on channels-redis' pub/sub layer, through real Redis -----------------------------------------
+
+
+class SlowSubscribes:
+    """A TCP proxy to Redis that holds every client chunk carrying a SUBSCRIBE for ``delay`` seconds
+    (and what follows it on that connection): Redis applies the subscription late, as on a loaded
+    machine, while other connections' commands go straight through."""
+
+    def __init__(self, redis_port: int, delay: float) -> None:
+        self.redis_port = redis_port
+        self.delay = delay
+        self.held = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _handle(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        pumps = {asyncio.ensure_future(self._pump(reader, up_writer, slow=True)),
+                 asyncio.ensure_future(self._pump(up_reader, writer, slow=False))}
+        self.tasks |= pumps
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        writer.close()
+        up_writer.close()
+
+    async def _pump(self, reader, writer, *, slow: bool) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                if slow and b"SUBSCRIBE" in data.upper():
+                    self.held += 1
+                    await asyncio.sleep(self.delay)  # the slowness simulated, not a wait before asserting
+                writer.write(data)
+                await writer.drain()
+
+    async def stop(self) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.mark.redis
+async def test_on_the_pubsub_layer_a_join_returns_once_redis_applied_the_subscription(settings, redis_url, layer_prefix):
+    """An event published right after a subscribe was acknowledged reaches the socket, even when
+    Redis applies the SUBSCRIBE late (docs/design.md#subscribe-confirmed). Without the probe the
+    join returns while the SUBSCRIBE is still held, the event is published to no subscriber and
+    never arrives."""
+    proxy = SlowSubscribes(redis_lib.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"], delay=1.0)
+    slow_url = await proxy.start()
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": [{"address": slow_url}], "prefix": layer_prefix}}}
+    publisher = RedisPubSubChannelLayer(hosts=[{"address": redis_url}], prefix=layer_prefix)
+    unconfirmed = metrics.ERRORS.labels("subscribe_unconfirmed")
+    before = unconfirmed._value.get()
+    hub = Hub(get_channel_layer())
+    await hub.start()
+    try:
+        socket = Socket("late")
+        await hub.join(socket, "inventory:all")
+        event = Event.build("inventory:updated", {"n": 1}, ["inventory:all"])
+        await publisher.group_send(group_for("inventory:all"), event.to_layer())  # as publish() sends it
+        await eventually(lambda: socket.events == [{"n": 1}], "the event published right after the join")
+        assert proxy.held >= 1 and unconfirmed._value.get() == before  # confirmed through the slow path
+    finally:
+        await hub.stop()
+        await get_channel_layer().flush()
+        await publisher.flush()
+        await proxy.stop()

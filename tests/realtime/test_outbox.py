@@ -131,6 +131,38 @@ def test_one_sender_at_a_time(relay_only):
     assert outbox.relay_once() == 1
 
 
+@pytest.mark.redis
+def test_a_relay_of_another_deployment_on_the_same_database_leaves_the_rows_alone(relay_only, settings, redis_url,
+                                                                                  layer_prefix):
+    """Two deployments (channel-layer prefixes) on one database: a relay sends only its own
+    deployment's rows, under its own sender lock; before, it sent the other's into its own prefix,
+    where none of the other's clients listen (docs/design.md#outbox)."""
+    first, second = f"{layer_prefix}a", f"{layer_prefix}b"
+
+    def on(prefix):
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                               "CONFIG": {"hosts": [redis_url], "prefix": prefix}}}
+        channel_layers.backends.clear()
+
+    on(first)
+    mine = publish("inventory:updated", {"of": "first"}, ["inventory:all"])
+    on(second)
+    theirs = publish("inventory:updated", {"of": "second"}, ["inventory:all"])
+    assert outbox.measure()["backlog"] == 1  # its own rows only
+    assert outbox.relay_once() == 1
+    assert OutboxEvent.objects.get(event_id=theirs.id).published_at is not None
+    assert OutboxEvent.objects.get(event_id=mine.id).published_at is None
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:  # the second deployment's sender lock, held: not the first's
+            cursor.execute("SELECT pg_advisory_lock(%s)", [outbox.lock_key(outbox.RELAY_KEY, second)])
+        on(first)
+        assert outbox.relay_once() == 1
+    finally:
+        other.close()
+    assert OutboxEvent.objects.get(event_id=mine.id).published_at is not None
+
+
 def test_backlog_metrics_and_pruning(relay_only, settings):
     from django_oda_realtime import metrics
 

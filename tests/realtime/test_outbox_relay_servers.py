@@ -31,14 +31,16 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest
 POOL = {"DATABASE_POOL": '{"min_size": 1, "max_size": 2}'}  # small: a relay holding pooled connections starves it
 
 
-def relaying_pids() -> list[int]:
-    """Server pids whose relay holds the leader lock (its connection's application_name)."""
+def relaying_pids(prefix: str) -> list[int]:
+    """Server pids whose relay holds the leader lock of the deployment on ``prefix`` (its
+    connection's application_name)."""
+    key = outbox.lock_key(LEADER_KEY, prefix) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows it unsigned, in halves
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 1"
             " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            [LEADER_KEY >> 32, LEADER_KEY & 0xFFFFFFFF])
+            [key >> 32, key & 0xFFFFFFFF])
         return [int(name.rsplit(" ", 1)[1]) for (name,) in cursor.fetchall() if name.startswith(APPLICATION_NAME)]
 
 
@@ -50,11 +52,11 @@ def relay_connections() -> set[int]:
         return {int(name.rsplit(" ", 1)[1]) for (name,) in cursor.fetchall()}
 
 
-async def wait_for_relay(pids: set[int], timeout: float = 20.0) -> int:
-    """The pid of the one relaying server, once it is one of ``pids``."""
+async def wait_for_relay(pids: set[int], prefix: str, timeout: float = 20.0) -> int:
+    """The pid of the one relaying server of the deployment on ``prefix``, once it is one of ``pids``."""
     deadline = time.monotonic() + timeout
     while True:
-        holders = await database_sync_to_async(relaying_pids)()
+        holders = await database_sync_to_async(relaying_pids)(prefix)
         assert len(holders) <= 1, f"two relays hold the leader lock: {holders}"
         if holders and holders[0] in pids:
             return holders[0]
@@ -95,7 +97,7 @@ async def test_the_servers_relay_starts_after_setup_and_delivers_a_dead_processs
     staff = await database_sync_to_async(make_user)(is_staff=True)
     server = StdoutServer(redis_url=redis_url, layer_prefix=layer_prefix, env=env)  # the default: relay on
     with server:
-        assert await wait_for_relay({server.proc.pid}) == server.proc.pid
+        assert await wait_for_relay({server.proc.pid}, layer_prefix) == server.proc.pid
         ws = await staff_socket(server, token(staff))
         handle = await commit_and_die(redis_url, layer_prefix)
         await delivered(ws, handle)
@@ -111,7 +113,7 @@ async def test_on_uvicorn_the_relay_starts_at_lifespan_startup(redis_url, layer_
     staff = await database_sync_to_async(make_user)(is_staff=True)
     with UvicornProcess(redis_url=redis_url, layer_prefix=layer_prefix, env=POOL) as server:
         # Before any request: lifespan.startup started it.
-        assert await wait_for_relay({server.proc.pid}) == server.proc.pid
+        assert await wait_for_relay({server.proc.pid}, layer_prefix) == server.proc.pid
         ws = await staff_socket(server, token(staff))
         handle = await commit_and_die(redis_url, layer_prefix)
         await delivered(ws, handle)
@@ -135,7 +137,7 @@ async def test_on_stock_daphne_the_relay_starts_at_the_first_request(redis_url, 
         await asyncio.sleep(1.0)  # time it would have had to start on its own
         assert await database_sync_to_async(relay_connections)() == set()  # nothing before a request
         ws = await staff_socket(server, token(staff))
-        assert await wait_for_relay({server.proc.pid}) == server.proc.pid
+        assert await wait_for_relay({server.proc.pid}, layer_prefix) == server.proc.pid
         handle = await commit_and_die(redis_url, layer_prefix)
         await delivered(ws, handle)
         await ws.close()
@@ -148,7 +150,7 @@ async def test_one_server_relays_at_a_time_and_another_takes_over_when_it_is_kil
     with StdoutServer(redis_url=redis_url, layer_prefix=layer_prefix, env=POOL) as first, \
             StdoutServer(redis_url=redis_url, layer_prefix=layer_prefix) as second:
         servers = {first.proc.pid: first, second.proc.pid: second}
-        leader_pid = await wait_for_relay(set(servers))
+        leader_pid = await wait_for_relay(set(servers), layer_prefix)
         leader = servers.pop(leader_pid)
         (standby_pid, standby), = servers.items()
         ws = await staff_socket(standby, token(staff))
@@ -159,12 +161,12 @@ async def test_one_server_relays_at_a_time_and_another_takes_over_when_it_is_kil
         while standby_pid not in await database_sync_to_async(relay_connections)():
             assert time.monotonic() < deadline, "the standby's relay never connected"
             await asyncio.sleep(0.1)
-        assert await database_sync_to_async(relaying_pids)() == [leader_pid]
+        assert await database_sync_to_async(relaying_pids)(layer_prefix) == [leader_pid]
         assert "Outbox relay: this process relays" not in standby.output()
 
         leader.proc.send_signal(signal.SIGKILL)
         leader.proc.wait(10)
-        assert await wait_for_relay({standby_pid}) == standby_pid
+        assert await wait_for_relay({standby_pid}, layer_prefix) == standby_pid
         handle = await commit_and_die(redis_url, layer_prefix)
         await delivered(ws, handle)
         await ws.close()
@@ -178,11 +180,13 @@ async def test_the_servers_relay_exports_backlog_oldest_age_and_lag(settings, re
     settings.REALTIME = {**settings.REALTIME, "OUTBOX_SEND_ON_COMMIT": False}  # this process only writes rows
     env = {"REALTIME_METRICS_TOKEN": METRICS_TOKEN}
     with StdoutServer(redis_url=redis_url, layer_prefix=layer_prefix, env=env) as server:
-        await wait_for_relay({server.proc.pid})
+        await wait_for_relay({server.proc.pid}, layer_prefix)
         before = await scrape(server)
         holder = psycopg.connect(database_url(), autocommit=True)  # another sender
         try:
-            assert holder.execute("SELECT pg_try_advisory_lock(%s)", [outbox.RELAY_KEY]).fetchone()[0]
+            # The server's deployment's sender lock (its layer prefix: docs/design.md#outbox).
+            assert holder.execute("SELECT pg_try_advisory_lock(%s)",
+                                  [outbox.lock_key(outbox.RELAY_KEY, layer_prefix)]).fetchone()[0]
             for n in range(3):
                 await database_sync_to_async(publish)("inventory:updated", {"n": n}, ["inventory:all"])
             waiting = await scrape_until(server, lambda s: value(s, "oda_realtime_outbox_backlog") == 3

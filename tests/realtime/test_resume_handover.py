@@ -123,3 +123,29 @@ async def test_a_socket_open_longer_than_the_window_still_resumes(connect, make_
     resumed = await connect(token(user) + f"&resume={hello['sessionId']}&position={hello['position']}")
     assert resumed.connected_payload["data"]["recovered"] is True
     assert [n for n, _ in await inventory_numbers(resumed, 0)] == [0]
+
+
+async def test_a_socket_closed_while_its_resume_runs_ends_without_an_error(make_user, token, connect, monkeypatch, caplog):
+    """The socket closes while its rooms are restored (a Socket.IO CONNECT slower than its connect
+    timeout on a loaded machine: the session is gone when the resume returns). Before, the consumer
+    read the rooms of the dropped session and crashed ("The Socket.IO application failed")."""
+    from django_oda_realtime.sockets import resume
+
+    user = await database_sync_to_async(make_user)(perms=PERMS)
+    first = await connect(token(user))
+    hello = first.connected_payload["data"]
+    assert (await first.command("subscribe:inventory", {}))["data"]["rooms"] == ["inventory:all"]
+    await first.close()
+    restore = resume.restore
+
+    async def closed_meanwhile(session, stored, offset):
+        resumed = await restore(session, stored, offset)
+        await session.connection.close(reason="connect_timeout")
+        return resumed
+
+    monkeypatch.setattr(resume, "restore", closed_meanwhile)
+    again = await connect(token(user) + f"&resume={hello['sessionId']}&position={hello['position']}", expect_ok=False)
+    assert again.accepted
+    assert (await again.comm.receive_output(2))["type"] == "websocket.close"
+    await again.comm.disconnect()  # re-raises the application's exception, if it had one
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

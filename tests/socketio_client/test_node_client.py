@@ -1,6 +1,7 @@
 """The real socket.io-client (npm, package.json) against daphne: both transports, auth, acks, model events, restarts."""
 import asyncio
 from datetime import timedelta
+import uuid
 
 from channels.db import database_sync_to_async
 import pytest
@@ -98,7 +99,7 @@ async def test_connect_error_says_why_and_a_retry_with_a_good_token_connects(cli
 
 async def test_client_reconnects_after_a_server_restart_on_the_same_port(clients, module_redis_url, settings, make_user):
     user = await database_sync_to_async(make_user)(perms=PERMS)
-    server = socketio_server(module_redis_url, "siorestart" + str(user.pk))
+    server = socketio_server(module_redis_url, f"siorestart{uuid.uuid4().hex[:10]}")
     use_layer(settings, module_redis_url, server.layer_prefix)
     server.start()
     try:
