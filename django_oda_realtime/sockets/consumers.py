@@ -140,14 +140,28 @@ class SocketConsumer(DirectConsumer):
         if payload is None or self.session is None:
             self._buffer = None
             return None
-        resumed = await resume.restore(self.session, stored, offset)
+        session = self.session
+        resumed = await resume.restore(session, stored, offset)
         if not resumed.recovered:
             resumed.offset = await resume.head()
+        if self.gone_while_opening(session):
+            return None
         self.pid = resumed.pid
-        await resume.remember(self.session, self.pid, create=not resumed.recovered)
-        payload["rooms"] = sorted(self.session.rooms)
+        await resume.remember(session, self.pid, create=not resumed.recovered)
+        if self.gone_while_opening(session):
+            return None
+        payload["rooms"] = sorted(session.rooms)
         payload["recovered"] = resumed.recovered
         return payload, resumed
+
+    def gone_while_opening(self, session: Session) -> bool:
+        """Whether the socket was closed while its resume ran (its client went away, or a newer
+        connection took the session over and told this one to close): nothing more to open, and
+        its rooms are not stored (a closed session has left them)."""
+        if self.closed or self.session is not session:
+            self._buffer = None
+            return True
+        return False
 
     async def flush_resumed(self, resumed) -> None:
         """Send the replay, then the buffered live events, by position and each once; then live."""
