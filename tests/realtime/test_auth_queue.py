@@ -69,3 +69,44 @@ async def test_a_handshake_whose_client_left_while_queued_for_authentication_loo
         await until(lambda: server.output().count(": client_gone") >= 2)
         output = server.output()
         assert output.count("Connected ") == 1, output[-3000:]
+
+
+@pytest.mark.redis
+async def test_a_socketio_connect_waiting_for_its_authentication_is_not_closed_at_the_connect_deadline(make_user,
+                                                                                                          settings):
+    """socket.io-client's CONNECT waits behind a held database thread past SOCKETIO_CONNECT_TIMEOUT
+    (1 s here; 20 s by default, which 1,000 clients resuming at once passed in bench/resume.py): the
+    session is kept open, not closed with ``connect_timeout`` (the client would retry behind the same
+    queue), and it connects once the lookups can run."""
+    import uuid
+
+    from django.conf import settings as django_settings
+
+    from tests.conftest import require_redis
+    from tests.socketio.conftest import socketio_server, use_layer
+    from tests.socketio_client.node import NodeClient
+
+    require_redis(django_settings.TEST_REDIS_URL)
+    prefix = f"aq{uuid.uuid4().hex[:10]}"
+    use_layer(settings, django_settings.TEST_REDIS_URL, prefix)
+    user = await database_sync_to_async(make_user)()
+    table = get_user_model()._meta.db_table
+    server = socketio_server(django_settings.TEST_REDIS_URL, prefix, realtime={"SOCKETIO_CONNECT_TIMEOUT": 1.0}).start()
+    client = None
+    try:
+        lock = lock_connection()
+        try:
+            lock.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+            client = await NodeClient(server.url, {"auth": {"token": token_for(user)}, "transports": ["websocket"],
+                                                   "reconnection": False}).start()
+            await until(lambda: "still being authenticated at the connect deadline" in server.output())
+        finally:
+            lock.rollback()
+            lock.close()
+        connect = await client.next("connect", timeout=15)
+        assert connect["recovered"] is False
+        assert not [m for m in client.seen if m["type"] == "connect_error"]
+    finally:
+        if client is not None:
+            await client.close()
+        server.stop()
