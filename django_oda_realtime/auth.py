@@ -27,6 +27,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from .db import run_sync_db
 from .exceptions import AuthError
 from .server.headers import bearer, header
+from .server.outlets import gone_probe
 
 SUBPROTOCOL_PREFIX = "bearer."
 ISSUED_AT = "token_issued_at"  # set on the authenticated user instance (user_for_token)
@@ -111,7 +112,10 @@ def issued_at_of(user) -> float | None:
     return getattr(user, ISSUED_AT, None)
 
 
-def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult:
+def authenticate_sync(raw: object, subprotocol: str | None = None, gone=None) -> AuthResult:
+    """``gone()`` (optional) says whether the client has left meanwhile: then nothing is looked up."""
+    if gone is not None and gone():
+        return AuthResult(AnonymousUser(), AuthError("client_gone"), subprotocol=subprotocol)
     try:
         token = validate_token(raw)
         user = user_for_token(token)
@@ -131,9 +135,11 @@ def authenticate_sync(raw: object, subprotocol: str | None = None) -> AuthResult
     )
 
 
-async def authenticate(raw: object, subprotocol: str | None = None) -> AuthResult:
-    """``authenticate_sync`` from async code (the database lookups run in a thread)."""
-    return await run_sync_db(authenticate_sync, raw, subprotocol)
+async def authenticate(raw: object, subprotocol: str | None = None, gone=None) -> AuthResult:
+    """``authenticate_sync`` from async code. The lookups run in the one database thread, after the
+    calls queued before; ``gone()``, checked there when this call's turn comes, skips them for a
+    client that has left meanwhile (docs/design.md#auth-queue)."""
+    return await run_sync_db(authenticate_sync, raw, subprotocol, gone)
 
 
 class RevocationAwareJWTAuthentication(JWTAuthentication):
@@ -159,11 +165,11 @@ class JWTAuthMiddleware:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
-            await authenticate_scope(scope)
+            await authenticate_scope(scope, gone=gone_probe(send))
         return await self.inner(scope, receive, send)
 
 
-async def authenticate_scope(scope: dict) -> None:
+async def authenticate_scope(scope: dict, gone=None) -> None:
     """Set ``scope["user"]`` and ``scope["realtime.auth"]`` from the socket's token.
 
     In place, not on a copy: a socket's scope is built by the server for that one connection
@@ -176,6 +182,6 @@ async def authenticate_scope(scope: dict) -> None:
         # its token in the CONNECT packet and authenticate then.
         result = AuthResult(AnonymousUser(), AuthError("token_missing"))
     else:
-        result = await authenticate(raw, subprotocol)
+        result = await authenticate(raw, subprotocol, gone)
     scope["realtime.auth"] = result
     scope["user"] = result.user

@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     # The prefix of every Redis channel, group and key of the add-on; None: derived from the
     # deployment's database and Redis database number (django_oda_realtime/isolation.py, README).
     "REDIS_PREFIX": None,
+    # Connections of each pool of the add-on's own Redis clients (history, resumable sessions,
+    # presence; one pool per process and event loop), and seconds a call waits for a free one
+    # before failing as if Redis were down (django_oda_realtime/redis_pools.py).
+    "REDIS_POOL_SIZE": 100,
+    "REDIS_POOL_TIMEOUT": 10.0,
     # Observability (docs/observability.md): a bearer token that may read ``GET /metrics``
     # besides staff sessions (unset: staff only), and the bound on each ``GET /readyz`` check.
     "METRICS_TOKEN": None,

@@ -84,6 +84,9 @@ class AuthError(RealtimeError):
         "token_revoked": (CloseCode.TOKEN_REVOKED, "The session was revoked"),
         # Not the client's fault: the database could not be reached. Retryable (4012).
         "unavailable": (CloseCode.SERVER_RESTART, "The service is temporarily unavailable"),
+        # The client left while its authentication waited for the database thread: nothing was
+        # looked up (nobody reads the answer; docs/design.md#auth-queue).
+        "client_gone": (CloseCode.SERVER_RESTART, "The client left before it was authenticated"),
     }
 
     def __init__(self, code: str, message: str | None = None) -> None:

@@ -217,12 +217,12 @@ class LoopClients:
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def get(self) -> aioredis.Redis:
-        from channels_redis.utils import create_pool
+        from .redis_pools import pool_for_host
 
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = aioredis.Redis(connection_pool=create_pool(self.host))
+            client = self._clients[loop] = aioredis.Redis(connection_pool=pool_for_host(self.host))
             self._close_with(loop)
         return client
 

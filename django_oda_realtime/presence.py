@@ -54,7 +54,9 @@ class RedisPresence:
     def __init__(self, url: str, prefix: str) -> None:
         import redis.asyncio as aioredis
 
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        from .redis_pools import pool_from_url
+
+        self.redis = aioredis.Redis.from_pool(pool_from_url(url, socket_timeout=2, socket_connect_timeout=2))
         self.prefix = prefix
         self._acquire = self.redis.register_script(_ACQUIRE)
 

@@ -180,6 +180,19 @@ def direct_writer(send: Callable) -> "_DirectWrite | None":
     return _DirectWrite(*parts) if parts is not None else None
 
 
+def transport_gone(transport) -> bool:
+    """Whether a Twisted transport's connection is closing or closed (a plain read of its flags:
+    safe from the database thread, docs/design.md#auth-queue)."""
+    return bool(getattr(transport, "disconnecting", False) or getattr(transport, "disconnected", False))
+
+
+def gone_probe(send: Callable) -> Callable[[], bool] | None:
+    """``gone()`` of a daphne WebSocket's ``send`` (also before its handshake is answered); None for
+    other servers."""
+    parts = _daphne_parts(send)
+    return None if parts is None else functools.partial(transport_gone, parts[1])
+
+
 def _daphne_parts(send: Callable) -> tuple | None:
     """(autobahn protocol, Twisted transport, socket) of a daphne WebSocket's ``send``; None for any other server."""
     if not isinstance(send, functools.partial) or not send.args:

@@ -126,6 +126,14 @@ class SocketIOConsumer(SocketConsumer):
 
     async def _close_unless_connected(self, delay: float) -> None:
         await asyncio.sleep(delay)
+        if self.connecting is not None and not self.connected and not self.closed:
+            # The client sent its CONNECT; its authentication waits its turn in the database
+            # thread (a burst of reconnections, docs/design.md#auth-queue): closing it now would
+            # only make it retry behind the same queue. Closed if that CONNECT fails.
+            logger.info("A Socket.IO CONNECT still being authenticated at the connect deadline: kept open",
+                        extra=self.log_fields("connect_wait", reason="authenticating"))
+            while self.connecting is not None and not self.connected and not self.closed:
+                await asyncio.sleep(1.0)
         if not self.connected:
             logger.info("Closing a Socket.IO connection that connected no namespace",
                         extra=self.log_fields("disconnect", reason="connect_timeout"))
@@ -291,7 +299,13 @@ class SocketIOConsumer(SocketConsumer):
             token = self._token
         if isinstance(token, str) and bearer(token) is not None:
             token = bearer(token)
-        return await authenticate(token)
+        return await authenticate(token, gone=self.engine_gone)
+
+    def engine_gone(self) -> bool:
+        """Whether this consumer's Engine.IO session has closed (its client left, or the server
+        closed it): read in the database thread by ``authenticate`` (docs/design.md#auth-queue)."""
+        engine = getattr(self.outlet.asgi_send, "__self__", None)
+        return engine is not None and getattr(engine, "is_open", True) is False
 
     async def handle_event(self, namespace: str, name: str, args: list, ack: int | None) -> None:
         if not await self.admit():

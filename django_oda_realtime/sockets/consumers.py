@@ -145,21 +145,28 @@ class SocketConsumer(DirectConsumer):
         resumed = await resume.restore(session, stored, offset)
         if not resumed.recovered:
             resumed.offset = await resume.head()
-        if self.closed or self.session is None:
+        if self.gone_while_opening(session):
             # Closed while the replay ran (too many live events held, ``overflow``; a take-over by
             # another resume of the session; a revocation; a Socket.IO CONNECT slower than its
-            # connect timeout): end_session dropped the session; nothing was sent and the stored session
-            # is left as it was, so the client resumes again from its position (docs/protocol.md#resume).
-            self._buffer = None
+            # connect timeout): nothing was sent and the stored session is left as it was, so the
+            # client resumes again from its position (docs/protocol.md#resume).
             return None
         self.pid = resumed.pid
         await resume.remember(session, self.pid, create=not resumed.recovered)
-        if self.closed or self.session is None:
-            self._buffer = None
+        if self.gone_while_opening(session):
             return None
         payload["rooms"] = sorted(session.rooms)
         payload["recovered"] = resumed.recovered
         return payload, resumed
+
+    def gone_while_opening(self, session: Session) -> bool:
+        """Whether the socket was closed while its resume ran (its client went away, or a newer
+        connection took the session over and told this one to close): nothing more to open, and
+        its rooms are not stored (a closed session has left them)."""
+        if self.closed or self.session is not session:
+            self._buffer = None
+            return True
+        return False
 
     async def flush_resumed(self, resumed) -> None:
         """Send the replay, then the buffered live events, by position and each once; then live."""

@@ -224,3 +224,56 @@ async def test_ws_a_resumed_session_takes_over_its_stale_connection_without_coun
         for ws in others:
             await ws.close()
         await balancer.stop()
+
+
+async def test_ws_resumes_piling_up_on_a_stalled_redis_all_recover_through_a_small_pool(make_user, settings):
+    """More resumes waiting on Redis at once than the server's pools have connections (a private
+    Redis paused with CLIENT PAUSE while they arrive, REDIS_POOL_SIZE 2; 1,000 clients after a
+    restart against 100 by default in bench/resume.py): they wait for a free connection, none is
+    turned into a fresh session (``recovered: false`` after redis-py 8's MaxConnectionsError), and
+    every client gets what it missed."""
+    import redis.asyncio as aioredis
+
+    from tests.servers import RedisProcess
+
+    private = RedisProcess().start()
+    name = f"rp{uuid.uuid4().hex[:10]}"
+    use_layer(settings, private.url, name)
+    server = socketio_server(private.url, name, realtime={"REDIS_POOL_SIZE": 2}).start()
+    try:
+        level = await database_sync_to_async(make_level)(available=10)
+        room = f"inventory:location:{level.location_id}"
+        sessions = []
+        for _ in range(12):
+            token = token_for(await database_sync_to_async(make_user)(perms=PERMS))
+            ws, hello = await open_ws(server.port, f"token={token}")
+            await ws.send(json.dumps({"event": "subscribe:inventory", "data": {"locationIds": [str(level.location_id)]},
+                                      "ack": 1}))
+            assert json.loads(await ws.recv())["data"]["rooms"] == [room]
+            sessions.append((token, hello["sessionId"], hello["position"]))
+            await ws.close()
+        for n in range(3):
+            await apublish("inventory:updated", {"n": n}, [room])
+
+        async def resume(token: str, session: str, position: str) -> tuple[dict, list[int]]:
+            ws, hello = await open_ws(server.port, f"token={token}&resume={session}&position={position}")
+            numbers = []
+            try:
+                if hello["recovered"]:
+                    async with asyncio.timeout(30):
+                        while len(numbers) < 3:
+                            numbers.append(json.loads(await ws.recv())["data"]["n"])
+            finally:
+                await ws.close()
+            return hello, numbers
+
+        async with aioredis.from_url(private.url) as r:
+            await r.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # the resumes' Redis calls pile up
+        results = await asyncio.gather(*(resume(*s) for s in sessions))
+        assert [hello["recovered"] for hello, _ in results] == [True] * len(sessions), server.output()[-3000:]
+        assert all(room in hello["rooms"] for hello, _ in results)
+        assert [numbers for _, numbers in results] == [[0, 1, 2]] * len(sessions)
+        assert "MaxConnectionsError" not in server.output()
+    finally:
+        server.stop()
+        private.stop()
