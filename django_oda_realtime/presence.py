@@ -14,6 +14,8 @@ from .isolation import redis_prefix
 
 logger = logging.getLogger("realtime.presence")
 
+RENEW_BATCH = 500  # leases per pipelined round trip of ``RedisPresence.renew``
+
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
@@ -78,7 +80,10 @@ class RedisPresence:
         except Exception as e:
             logger.warning("Presence release failed (%s); the lease will expire", type(e).__name__)
 
-    async def renew(self, leases: list[tuple[str, str]]) -> None:
+    async def renew(self, leases: list[tuple[str, str]], batch: int = RENEW_BATCH) -> None:
+        """Renew the leases, pipelined, ``batch`` leases per round trip: one pipeline for all of a
+        process's sockets held ~1 KiB per socket at once (5 MiB for 5,000), which an idle server
+        kept as allocator slack (docs/benchmarks.md#before-and-after-the-outlet-redesign-issue-12-2026-11-28)."""
         if not leases:
             return
         lease = rt_settings.PRESENCE_LEASE
@@ -87,11 +92,12 @@ class RedisPresence:
             # Not ``xx``: after a Redis restart (or a failed acquire) the open sockets are added
             # back, so the cap counts them again. A socket released while this runs may be
             # re-added; its lease then runs out like that of a dead process.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id, conn_id in leases:
-                    pipe.zadd(self.key(user_id), {conn_id: expiry})
-                    pipe.expire(self.key(user_id), int(lease * 2))
-                await pipe.execute()
+            for start in range(0, len(leases), batch):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for user_id, conn_id in leases[start:start + batch]:
+                        pipe.zadd(self.key(user_id), {conn_id: expiry})
+                        pipe.expire(self.key(user_id), int(lease * 2))
+                    await pipe.execute()
         except Exception as e:
             logger.warning("Presence renewal failed (%s)", type(e).__name__)
 

@@ -6,7 +6,7 @@ Two ways reach a live socket, so that no single lost message leaves one open (do
   user is in; the hubs of all processes deliver it within a second (``close_sockets``,
   ``recheck_rooms``). Redis down at that moment loses it.
 - Within ``REVOCATION_RECHECK_INTERVAL``: each process's hub asks the database, in one query per
-  ``RECHECK_BATCH`` users, about the users of all its open sockets (``recheck_sockets``) and
+  ``RECHECK_BATCH`` sockets, about the users of all its open sockets (``recheck_sockets``) and
   closes those of deleted or inactive users (4004) and those whose token was issued at or before
   the user's ``TokenRevocation.not_before`` (4005).
 
@@ -28,7 +28,7 @@ from ..rooms import user_room
 
 logger = logging.getLogger("realtime.revocation")
 
-RECHECK_BATCH = 1000  # users per query of the periodic re-check
+RECHECK_BATCH = 1000  # sockets (so at most users) per query of the periodic re-check
 
 INACTIVE = ("user_inactive", CloseCode.USER_INACTIVE, "The user was deactivated")
 REVOKED = ("token_revoked", CloseCode.TOKEN_REVOKED, "The session was revoked")
@@ -129,10 +129,22 @@ def close_message(why: tuple[str, CloseCode, str]) -> dict:
 async def recheck_sockets(connections) -> int:
     """Close the sockets among ``connections`` whose user lost access; how many were closed.
 
-    Run by the hub every ``REVOCATION_RECHECK_INTERVAL``: one query per ``RECHECK_BATCH`` distinct
-    users, whatever the number of sockets. A database error skips the round (no socket is closed
-    for it) and is logged in one line.
+    Run by the hub every ``REVOCATION_RECHECK_INTERVAL``: one query per ``RECHECK_BATCH`` sockets
+    (at most that many users), so what a round holds at once does not grow with the number of
+    sockets (allocator slack on an idle server, docs/benchmarks.md#before-and-after-the-outlet-redesign-issue-12-2026-11-28).
+    A database error skips the rest of the round (no socket is closed for it) and is logged in one line.
     """
+    closed = 0
+    for start in range(0, len(connections), RECHECK_BATCH):
+        done = await _recheck_batch(connections[start:start + RECHECK_BATCH])
+        if done is None:
+            break
+        closed += done
+    return closed
+
+
+async def _recheck_batch(connections) -> int | None:
+    """``recheck_sockets`` for one batch; None if the database failed."""
     from ..db import run_sync_db
 
     sockets = [(conn, session) for conn in connections
@@ -143,7 +155,7 @@ async def recheck_sockets(connections) -> int:
         state = await run_sync_db(access_state, [str(session.user.pk) for _, session in sockets])
     except DatabaseError as e:
         logger.error("Revocation re-check skipped, the database failed: %s", type(e).__name__)
-        return 0
+        return None
     closed = 0
     for conn, session in sockets:
         if conn.session is not session or getattr(conn, "closed", False):

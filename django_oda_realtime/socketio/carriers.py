@@ -39,15 +39,14 @@ class _Carrier(DirectConsumer):
     def __init__(self, server: EngineServer) -> None:  # as_asgi(server=...)
         self.server = server
 
-    async def __call__(self, scope, receive, send):
+    async def begin(self, scope, receive, send) -> None:
         self.scope = scope
         self.base_send = send
         self._receive = receive
         await self.setup()
-        try:
-            await self.run(receive)
-        finally:
-            await self.teardown()
+
+    async def end(self) -> None:
+        await self.teardown()
 
     async def setup(self) -> None:
         pass

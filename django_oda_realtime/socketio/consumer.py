@@ -66,7 +66,7 @@ class SocketIOConsumer(SocketConsumer):
     protocol_name = codec.NAME
     namespaces = frozenset({codec.DEFAULT_NAMESPACE})
 
-    async def __call__(self, scope, receive, send):
+    async def begin(self, scope, receive, send) -> None:
         self.decoder = codec.PacketDecoder()
         self.connected: dict[str, str] = {}  # namespace -> the Socket.IO sid given in its CONNECT
         self.connecting: str | None = None  # the namespace whose CONNECT is being handled
@@ -75,8 +75,11 @@ class SocketIOConsumer(SocketConsumer):
         self._resumed = None  # sockets/resume.Resumed, from connect_namespace to namespace_connected
         self._deadline: asyncio.Task | None = None  # alive only while no namespace is connected
         self._token: str | None = None  # the handshake's token, checked again at each CONNECT without one
+        await super().begin(scope, receive, send)
+
+    async def end(self) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await super().end()
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()

@@ -52,7 +52,7 @@ class SocketConsumer(DirectConsumer):
         """How this socket's frames reach the client: the server's outlet (``outlet_for``)."""
         return outlet_for(send)
 
-    async def __call__(self, scope, receive, send):
+    async def begin(self, scope, receive, send) -> None:
         self.scope = scope
         self.outlet = self.make_outlet(send)
         self.session: Session | None = None
@@ -68,17 +68,16 @@ class SocketConsumer(DirectConsumer):
         self.last_seen = time.time()
         self.bucket = TokenBucket(rt_settings.RATE_LIMIT_RATE, rt_settings.RATE_LIMIT_BURST)
         self.strikes = 0
-        try:
-            await self.run(receive)
-        finally:
-            # Also when daphne cancels us because the client vanished without a
-            # close frame: leave every room so no group membership stays behind.
-            if self.session is not None and not self.closed:
-                metrics.DISCONNECTS.labels("gone").inc()
-                logger.info("Connection %s user=%s gone", self.connection_id, self.user_id,
-                            extra=self.log_fields("disconnect", reason="gone"))
-            await self.end_session()
-            self.outlet.stop()
+
+    async def end(self) -> None:
+        # Also when daphne cancels us because the client vanished without a
+        # close frame: leave every room so no group membership stays behind.
+        if self.session is not None and not self.closed:
+            metrics.DISCONNECTS.labels("gone").inc()
+            logger.info("Connection %s user=%s gone", self.connection_id, self.user_id,
+                        extra=self.log_fields("disconnect", reason="gone"))
+        await self.end_session()
+        self.outlet.stop()
 
     async def websocket_disconnect(self, message):
         if not self.closed:

@@ -180,3 +180,38 @@ def test_the_periodic_recheck_reads_all_users_in_one_query_per_batch(make_user, 
     verdicts = [revocation.verdict(state, pk, now - 60) for pk in [*(str(u.pk) for u in users), "999999"]]
     assert verdicts == [None, revocation.INACTIVE, revocation.REVOKED, None, None, revocation.INACTIVE]
     assert revocation.verdict(state, str(users[2].pk), now + 1) is None  # a token issued after the revocation
+
+
+async def test_the_periodic_recheck_queries_per_batch_of_sockets_and_closes_the_right_ones(make_user, monkeypatch):
+    """Bounded memory: ``recheck_sockets`` holds one ``RECHECK_BATCH`` of sockets at a time, and
+    every batch is checked (a revoked user's socket in the last batch is closed too)."""
+    import time
+
+    from django_oda_realtime.accounts import revocation
+
+    users = [await database_sync_to_async(make_user)() for _ in range(5)]
+    users[1].is_active = False
+    await database_sync_to_async(users[1].save)()
+    await database_sync_to_async(revoke_tokens)(users[4])
+
+    class Session:
+        def __init__(self, user):
+            self.user, self.issued_at = user, time.time() - 60
+
+    class Conn:
+        closed = False
+
+        def __init__(self, user):
+            self.session, self.got = Session(user), []
+
+        async def control(self, message):
+            self.got.append(message["reason"])
+
+    conns = [Conn(u) for u in users]
+    asked = []
+    read = revocation.access_state
+    monkeypatch.setattr(revocation, "RECHECK_BATCH", 2)
+    monkeypatch.setattr(revocation, "access_state", lambda ids: asked.append(len(ids)) or read(ids))
+    assert await revocation.recheck_sockets(conns) == 2
+    assert [c.got for c in conns] == [[], ["user_inactive"], [], [], ["token_revoked"]]
+    assert asked == [2, 2, 1]

@@ -142,6 +142,31 @@ async def test_presence_leases_keep_open_sockets_counted_and_free_those_of_a_dea
             r.delete(*keys)
 
 
+@pytest.mark.redis
+async def test_presence_renewal_renews_every_lease_in_batches(settings, redis_url, layer_prefix):
+    """A round renews in pipelines of ``batch`` leases (bounded memory), and every lease is renewed."""
+    from django_oda_realtime.presence import RedisPresence
+
+    settings.REALTIME = {**settings.REALTIME, "PRESENCE_LEASE": 60.0}
+    presence = RedisPresence(redis_url, layer_prefix)
+    leases = [(f"u{i}", f"c{i}") for i in range(5)]
+    r = redis_lib.Redis.from_url(redis_url)
+    try:
+        for user_id, conn_id in leases:
+            assert await presence.acquire(user_id, conn_id, 10)
+            r.zadd(presence.key(user_id), {conn_id: 1})  # a lease long run out
+        await presence.renew(leases, batch=2)
+        for user_id, conn_id in leases:
+            assert r.zscore(presence.key(user_id), conn_id) > 1
+            assert r.ttl(presence.key(user_id)) > 60
+    finally:
+        await presence.close()
+        keys = r.keys(f"{layer_prefix}*")
+        if keys:
+            r.delete(*keys)
+        r.close()
+
+
 # -- through real /ws/ sockets --------------------------------------------------------------
 
 
