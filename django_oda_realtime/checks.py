@@ -30,7 +30,7 @@ OPTIONAL = {"PRESENCE_REDIS_URL", "PRESENCE_PREFIX", "REDIS_PREFIX", "METRICS_TO
             "SOCKETIO_MAX_PENDING_PER_ADDRESS", "SOCKETIO_MAX_PENDING"}
 OPTIONAL_INT = {"SOCKETIO_MAX_PENDING_PER_ADDRESS", "SOCKETIO_MAX_PENDING"}
 # Whole numbers for which 0 makes no sense (RESUME_MAX_BUFFERED 0 would close every resume that sees one live event).
-AT_LEAST_ONE = {"RESUME_MAX_BUFFERED"}
+AT_LEAST_ONE = {"RESUME_MAX_BUFFERED", "REDIS_POOL_SIZE"}  # 0 would mean "no limit" to redis-py
 
 
 def _problem(name: str, value) -> str | None:

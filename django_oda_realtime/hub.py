@@ -56,6 +56,7 @@ GROUP_REFRESH_SECONDS = 600.0
 SUBSCRIBE_CONFIRM_TIMEOUT = 5.0
 PROBE_FIRST_WAIT = 0.05
 PROBE_MAX_WAIT = 0.5
+CONFIRM_PAUSE_SECONDS = 30.0  # after an unconfirmed probe, first joins skip the probe this long
 
 
 class Connection(Protocol):
@@ -89,6 +90,7 @@ class Hub:
         self._probes: dict[str, asyncio.Future] = {}  # probe id -> its waiting join
         self._probe_channel: str | None = None
         self._prober: asyncio.Task | None = None  # reads the probe channel
+        self._confirms_paused_until = 0.0  # loop time: after an unconfirmed probe, joins skip the probe until then
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -198,8 +200,14 @@ class Hub:
                         metrics.ERRORS.labels("channel_layer").inc()
                         logger.error("Could not join the group of a %s room: %s", room.split(":")[0], type(e).__name__)
                         raise Unavailable() from e
-                    if self._confirms:
-                        await self._confirm_subscription(group, room)
+                    if self._confirms and asyncio.get_running_loop().time() >= self._confirms_paused_until:
+                        try:
+                            await self._confirm_subscription(group, room)
+                        except BaseException:
+                            # Cancelled while waiting (the socket's task ended): the group is not
+                            # tracked yet, so leave it now or nothing ever would.
+                            await asyncio.shield(self._discard_untracked(group))
+                            raise
                 self.groups[group] = self.groups.get(group, 0) + 1
                 members = self.rooms[room] = set()
             members.add(conn)
@@ -229,6 +237,10 @@ class Hub:
                         return True
                     wait = min(wait * 2, PROBE_MAX_WAIT)
         except Exception as e:  # noqa: BLE001  timed out, or the layer failed: the join goes on
+            # Redis' subscriber connection is slow or stalled: later first joins (e.g. a resume
+            # restoring 200 rooms one by one) go on without a probe for a while rather than each
+            # waiting the whole timeout under their group's lock.
+            self._confirms_paused_until = asyncio.get_running_loop().time() + CONFIRM_PAUSE_SECONDS
             metrics.ERRORS.labels("subscribe_unconfirmed").inc()
             logger.warning("The subscription to the group of a %s room was not confirmed: %s",
                            room.split(":")[0], type(e).__name__)
@@ -237,6 +249,11 @@ class Hub:
             self._probes.pop(ident, None)
             with contextlib.suppress(Exception):
                 await self.layer.group_discard(group, self._probe_channel)
+
+    async def _discard_untracked(self, group: str) -> None:
+        if group not in self.groups:
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(group, self.channel)
 
     async def _read_probes(self) -> None:
         """Resolve the joins waiting for their probe; other messages on the probe channel (events

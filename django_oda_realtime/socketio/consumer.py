@@ -57,6 +57,7 @@ NOT_PENDING = {"type": "engineio.pending", "pending": False}
 # Closed while a CONNECT is handled, for these reasons the transport just closes: a CONNECT_ERROR
 # would stop socket.io-client for good, these ask it to reconnect and recover (docs/socketio.md#recovery).
 RECONNECT_WHILE_CONNECTING = frozenset({"slow_consumer"})
+CONNECT_WAIT_FACTOR = 3  # a CONNECT still being handled keeps its session open up to this many connect deadlines
 MAX_REFUSED_CONNECTS = 5  # refused CONNECTs on one connection before it is closed (each costs a token check)
 
 
@@ -130,12 +131,15 @@ class SocketIOConsumer(SocketConsumer):
     async def _close_unless_connected(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if self.connecting is not None and not self.connected and not self.closed:
-            # The client sent its CONNECT; its authentication waits its turn in the database
-            # thread (a burst of reconnections, docs/design.md#auth-queue): closing it now would
-            # only make it retry behind the same queue. Closed if that CONNECT fails.
-            logger.info("A Socket.IO CONNECT still being authenticated at the connect deadline: kept open",
-                        extra=self.log_fields("connect_wait", reason="authenticating"))
-            while self.connecting is not None and not self.connected and not self.closed:
+            # The client sent its CONNECT; it is being handled (its authentication waits its turn
+            # in the database thread in a burst of reconnections, then rooms and replay,
+            # docs/design.md#auth-queue): closing it now would only make it retry behind the same
+            # queue. Closed if that CONNECT fails, or after CONNECT_WAIT_FACTOR deadlines in all.
+            logger.info("A Socket.IO CONNECT still being handled at the connect deadline: kept open",
+                        extra=self.log_fields("connect_wait", reason="connecting"))
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + delay * (CONNECT_WAIT_FACTOR - 1)
+            while self.connecting is not None and not self.connected and not self.closed and loop.time() < give_up:
                 await asyncio.sleep(1.0)
         if not self.connected:
             logger.info("Closing a Socket.IO connection that connected no namespace",

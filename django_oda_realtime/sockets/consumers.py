@@ -173,8 +173,7 @@ class SocketConsumer(DirectConsumer):
         pending = resumed.entries
         while self._buffer is not None:
             buffered, self._buffer = self._buffer, []
-            if not resumed.recovered:
-                buffered = self._in_rooms(buffered)
+            buffered = self._in_rooms(buffered)
             events = resume.merge(pending, buffered, last)
             pending = []
             if not events:
@@ -188,8 +187,9 @@ class SocketConsumer(DirectConsumer):
         self._buffer = None
 
     def _in_rooms(self, events: list) -> list:
-        """The events sent to a room the socket is in now: a resume that recovered nothing left the
-        rooms it had restored, and their events held meanwhile are not this fresh session's."""
+        """The held events of a room the socket is in now: a resume that recovered nothing left the
+        rooms it had restored, and a permission re-check during the replay may have left one; their
+        events held meanwhile are not sent, as a live socket that left a room gets none."""
         rooms = self.session.rooms if self.session is not None else set()
         return [event for event in events if not rooms.isdisjoint(event.rooms)]
 

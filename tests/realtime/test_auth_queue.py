@@ -6,6 +6,8 @@ test, so the next handshakes queue behind it; their clients give up (as after da
 handshake timeout in a burst of reconnections) and, once the lock is released, their turns find them
 gone: refused as ``client_gone`` without a query, while the first handshake is accepted."""
 import asyncio
+import contextlib
+import uuid
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
@@ -72,14 +74,10 @@ async def test_a_handshake_whose_client_left_while_queued_for_authentication_loo
 
 
 @pytest.mark.redis
-async def test_a_socketio_connect_waiting_for_its_authentication_is_not_closed_at_the_connect_deadline(make_user,
-                                                                                                          settings):
-    """socket.io-client's CONNECT waits behind a held database thread past SOCKETIO_CONNECT_TIMEOUT
-    (1 s here; 20 s by default, which 1,000 clients resuming at once passed in bench/resume.py): the
-    session is kept open, not closed with ``connect_timeout`` (the client would retry behind the same
-    queue), and it connects once the lookups can run."""
-    import uuid
-
+@contextlib.asynccontextmanager
+async def held_socketio_connect(make_user, settings):
+    """A Socket.IO server (``SOCKETIO_CONNECT_TIMEOUT`` 1 s) and a real socket.io-client whose
+    CONNECT waits behind a table lock held on the user table; yields (server, client, release)."""
     from django.conf import settings as django_settings
 
     from tests.conftest import require_redis
@@ -93,20 +91,40 @@ async def test_a_socketio_connect_waiting_for_its_authentication_is_not_closed_a
     table = get_user_model()._meta.db_table
     server = socketio_server(django_settings.TEST_REDIS_URL, prefix, realtime={"SOCKETIO_CONNECT_TIMEOUT": 1.0}).start()
     client = None
+    lock = lock_connection()
     try:
-        lock = lock_connection()
-        try:
-            lock.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
-            client = await NodeClient(server.url, {"auth": {"token": token_for(user)}, "transports": ["websocket"],
-                                                   "reconnection": False}).start()
-            await until(lambda: "still being authenticated at the connect deadline" in server.output())
-        finally:
-            lock.rollback()
-            lock.close()
-        connect = await client.next("connect", timeout=15)
-        assert connect["recovered"] is False
-        assert not [m for m in client.seen if m["type"] == "connect_error"]
+        lock.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+        client = await NodeClient(server.url, {"auth": {"token": token_for(user)}, "transports": ["websocket"],
+                                               "reconnection": False}).start()
+        yield server, client, lock.rollback
     finally:
+        lock.rollback()
+        lock.close()
         if client is not None:
             await client.close()
         server.stop()
+
+
+async def test_a_socketio_connect_waiting_for_its_authentication_is_not_closed_at_the_connect_deadline(make_user,
+                                                                                                          settings):
+    """socket.io-client's CONNECT waits behind a held database thread past SOCKETIO_CONNECT_TIMEOUT
+    (1 s here; 20 s by default, which 1,000 clients resuming at once passed in bench/resume.py): the
+    session is kept open, not closed with ``connect_timeout`` (the client would retry behind the same
+    queue), and it connects once the lookups can run."""
+    async with held_socketio_connect(make_user, settings) as (server, client, release):
+        await until(lambda: "still being handled at the connect deadline" in server.output())
+        release()
+        connect = await client.next("connect", timeout=15)
+        assert connect["recovered"] is False
+        assert not [m for m in client.seen if m["type"] == "connect_error"]
+
+
+async def test_a_socketio_connect_that_never_completes_is_closed_after_three_connect_deadlines(make_user, settings):
+    """The wait above is bounded: a CONNECT whose lookups never run (the database thread held
+    throughout) keeps its session at most CONNECT_WAIT_FACTOR (3) connect deadlines, then it is
+    closed as ``connect_timeout``, as a session that sent no CONNECT is."""
+    async with held_socketio_connect(make_user, settings) as (server, client, release):
+        await until(lambda: "still being handled at the connect deadline" in server.output())
+        await until(lambda: "connected no namespace" in server.output())  # the lock still held
+        release()
+        assert not [m for m in client.seen if m["type"] == "connect"]

@@ -43,6 +43,7 @@ def test_an_unknown_key_names_the_closest_one():
     ("SOCKETIO_MAX_PENDING", -3, "a whole number >= 0"),
     ("RESUME_MAX_BUFFERED", 0, "a whole number >= 1"),
     ("RESUME_MAX_BUFFERED", "10000", "a whole number >= 1"),
+    ("REDIS_POOL_SIZE", 0, "a whole number >= 1"),
     ("OUTBOX", "yes", "True or False"),
     ("ALLOWED_ORIGINS", "https://shop.example.com", "a list of strings"),
     ("TRUSTED_PROXIES", ["10.0.0.0/8", "proxy.local"], "a list of addresses or networks "

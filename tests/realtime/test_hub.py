@@ -235,30 +235,74 @@ class SlowSubscribes:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+@contextlib.asynccontextmanager
+async def hub_behind_slow_subscribes(settings, redis_url, layer_prefix, delay: float):
+    """A started hub whose channel layer reaches Redis through ``SlowSubscribes``, and a publisher
+    on the same prefix that does not."""
+    proxy = SlowSubscribes(redis_lib.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"], delay=delay)
+    slow_url = await proxy.start()
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": [{"address": slow_url}], "prefix": layer_prefix}}}
+    publisher = RedisPubSubChannelLayer(hosts=[{"address": redis_url}], prefix=layer_prefix)
+    hub = Hub(get_channel_layer())
+    await hub.start()
+    try:
+        yield hub, proxy, publisher
+    finally:
+        await hub.stop()
+        await get_channel_layer().flush()
+        await publisher.flush()
+        await proxy.stop()
+
+
+def unconfirmed_count() -> float:
+    return metrics.ERRORS.labels("subscribe_unconfirmed")._value.get()
+
+
 @pytest.mark.redis
 async def test_on_the_pubsub_layer_a_join_returns_once_redis_applied_the_subscription(settings, redis_url, layer_prefix):
     """An event published right after a subscribe was acknowledged reaches the socket, even when
     Redis applies the SUBSCRIBE late (docs/design.md#subscribe-confirmed). Without the probe the
     join returns while the SUBSCRIBE is still held, the event is published to no subscriber and
     never arrives."""
-    proxy = SlowSubscribes(redis_lib.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"], delay=1.0)
-    slow_url = await proxy.start()
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                                           "CONFIG": {"hosts": [{"address": slow_url}], "prefix": layer_prefix}}}
-    publisher = RedisPubSubChannelLayer(hosts=[{"address": redis_url}], prefix=layer_prefix)
-    unconfirmed = metrics.ERRORS.labels("subscribe_unconfirmed")
-    before = unconfirmed._value.get()
-    hub = Hub(get_channel_layer())
-    await hub.start()
-    try:
+    before = unconfirmed_count()
+    async with hub_behind_slow_subscribes(settings, redis_url, layer_prefix, delay=1.0) as (hub, proxy, publisher):
         socket = Socket("late")
         await hub.join(socket, "inventory:all")
         event = Event.build("inventory:updated", {"n": 1}, ["inventory:all"])
         await publisher.group_send(group_for("inventory:all"), event.to_layer())  # as publish() sends it
         await eventually(lambda: socket.events == [{"n": 1}], "the event published right after the join")
-        assert proxy.held >= 1 and unconfirmed._value.get() == before  # confirmed through the slow path
-    finally:
-        await hub.stop()
-        await get_channel_layer().flush()
-        await publisher.flush()
-        await proxy.stop()
+        assert proxy.held >= 1 and unconfirmed_count() == before  # confirmed through the slow path
+
+
+@pytest.mark.redis
+async def test_a_join_cancelled_while_it_waits_for_its_probe_leaves_the_group(settings, redis_url, layer_prefix):
+    """The socket's task ends (its client left) while the first join of a group waits for Redis:
+    the hub does not stay in a group it does not track, which no leave would ever drop."""
+    async with hub_behind_slow_subscribes(settings, redis_url, layer_prefix, delay=1.0) as (hub, proxy, publisher):
+        join = asyncio.ensure_future(hub.join(Socket("gone"), "inventory:all"))
+        await eventually(lambda: proxy.held >= 1, "the SUBSCRIBE reached the proxy")
+        join.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await join
+        group_channel = hub.layer._get_group_channel_name(group_for("inventory:all"))
+        assert hub.groups == {} and hub.rooms == {}
+        assert hub.channel not in hub.layer.groups.get(group_channel, set())  # channels-redis' local membership
+
+
+@pytest.mark.redis
+async def test_after_an_unconfirmed_probe_first_joins_skip_the_probe_for_a_while(settings, redis_url, layer_prefix,
+                                                                                 monkeypatch):
+    """Redis' subscriber connection stalls: one join waits out the probe's timeout; the joins after it
+    (a resume restoring many rooms) do not each wait it again under their group's lock."""
+    from django_oda_realtime import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "SUBSCRIBE_CONFIRM_TIMEOUT", 0.3)
+    before = unconfirmed_count()
+    async with hub_behind_slow_subscribes(settings, redis_url, layer_prefix, delay=2.0) as (hub, proxy, publisher):
+        await hub.join(Socket("a"), "inventory:all")
+        assert unconfirmed_count() == before + 1
+        for n in range(3):
+            await hub.join(Socket(f"b{n}"), f"inventory:product:{n}")
+        assert unconfirmed_count() == before + 1  # no probe, so no second timeout
+        assert len(hub.groups) == 4
