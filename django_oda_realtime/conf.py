@@ -49,6 +49,10 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_RESUME_DELAY": 6.0,
     # Published rows are deleted after this many seconds.
     "OUTBOX_RETENTION": 86400.0,
+    # Unpublished rows of another deployment on the same database (another channel-layer prefix)
+    # older than this many seconds, whose deployment runs no relay, are sent by this deployment's
+    # relay: a rollout that changed the prefix left them behind (docs/design.md#outbox).
+    "OUTBOX_ORPHAN_AFTER": 60.0,
     # Heartbeat for both protocols, seconds.
     "PING_INTERVAL": 25.0,
     "PING_TIMEOUT": 20.0,

@@ -34,7 +34,8 @@ class OutboxEvent(models.Model):
     seq = models.BigIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     # The channel-layer prefix of the process that stored the row: only a relay on that prefix sends
-    # it (null: stored before this column, or on a layer without one; any relay sends it).
+    # it, or another deployment's once it is an orphan (OUTBOX_ORPHAN_AFTER; null: stored before this
+    # column, or on a layer without one; any relay sends it). docs/design.md#outbox.
     deployment = models.TextField(null=True, blank=True)
 
     class Meta:

@@ -5,7 +5,8 @@ caller's transaction (autocommit: a transaction of its own). After commit the co
 publishes its rows at once (``OUTBOX_SEND_ON_COMMIT``, the fast path); the relay (``relay_once``,
 run by ``manage.py realtime_worker`` and by a thread of each server process, one relaying at a
 time: ``outbox_relay``) publishes whatever is left: rows of a process that died after commit,
-rows that failed while Redis was down.
+rows that failed while Redis was down. A pass sends its deployment's rows (channel-layer prefix);
+a relay also takes over another deployment's rows left without a relay (``OUTBOX_ORPHAN_AFTER``).
 Either way rows go out in commit order, one sender at a time, with the stored event id, so a
 retry is a duplicate the hubs drop, never a second event. docs/design.md#outbox.
 """
@@ -60,13 +61,19 @@ def lock_key(base: int, deployment: str | None) -> int:
     return int.from_bytes(hashlib.sha256(f"{base:x}:{deployment}".encode()).digest()[:8], "big", signed=True)
 
 
-def _relayable() -> Q:
-    """The rows this process may relay: those of its deployment, and those stored without one
-    (before migration 0003, or on a layer without a prefix). A relay of another deployment on the
-    same database (its own prefix) would publish them where no client of this one listens
+def _relayable(mine: str | None, adopted: list[str] = (), cutoff: datetime | None = None) -> Q:
+    """The rows a pass of deployment ``mine`` sends: its own and those stored without a deployment
+    (before migration 0003, or on a layer without a prefix), and the rows of the ``adopted``
+    deployments created before ``cutoff`` (orphans, ``_Adopted``). A process without a prefix (in
+    memory) sends only rows without one: another deployment's would be lost in its layer
     (docs/design.md#outbox, "One database, one deployment")."""
-    mine = deployment()
-    return Q() if mine is None else Q(deployment=mine) | Q(deployment__isnull=True)
+    unprefixed = Q(deployment__isnull=True) | Q(deployment="")
+    if mine is None:
+        return unprefixed
+    relayable = Q(deployment=mine) | unprefixed
+    if adopted:
+        relayable |= Q(deployment__in=adopted, created_at__lt=cutoff)
+    return relayable
 
 
 def store(event: Event, using: str | None = None) -> bool:
@@ -146,9 +153,9 @@ def send_after_commit(event: Event, using: str | None = None) -> None:
 class _Lock:
     """One sender at a time: a session advisory lock on PostgreSQL, a process lock otherwise."""
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, mine: str | None) -> None:
         self.conn = connections[alias]
-        self.key = lock_key(RELAY_KEY, deployment())
+        self.key = lock_key(RELAY_KEY, mine)
         self.got = False
 
     def __enter__(self) -> bool:
@@ -189,11 +196,13 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str 
         return {}, "channel layer unavailable", None
     rows = []
     sent: list[tuple[int, str | None]] = []
-    with _Lock(alias) as got:
+    mine = deployment()
+    with _Lock(alias, mine) as got, _Adopted(alias, mine if got and not fast else None) as adopted:
         if not got:
             return {}, "", None  # another sender is at it
         rows = list(
-            OutboxEvent.objects.using(alias).filter(_relayable(), published_at__isnull=True)
+            OutboxEvent.objects.using(alias)
+            .filter(_relayable(mine, adopted.deployments, adopted.cutoff), published_at__isnull=True)
             .order_by(F("seq").asc(nulls_last=True), "id")
             .values_list("id", "event", "event_id", "rooms", "envelope", "created_at")
             [: limit or rt_settings.OUTBOX_BATCH]
@@ -212,6 +221,61 @@ def _relay(alias: str, limit: int | None, *, fast: bool) -> tuple[dict[str, str 
         _health["up_since"] = None
         return event_ids, "channel layer failed", rows[len(sent)][2]
     return event_ids, "", None
+
+
+class _Adopted:
+    """The other deployments whose orphaned rows a relay pass of deployment ``mine`` sends too
+    (docs/design.md#outbox, "Orphaned rows"): those with an unpublished row created more than
+    ``OUTBOX_ORPHAN_AFTER`` seconds ago and no relay of their own (nobody holds their leader lock,
+    ``outbox_relay.LEADER_KEY``): a rollout that changed the prefix left them behind. On PostgreSQL
+    the pass holds each one's sender and leader locks, so none of its processes sends or starts
+    relaying meanwhile. None for ``mine`` (a fast path, a process without a prefix): no query."""
+
+    MAX = 20  # deployments adopted per pass
+
+    def __init__(self, alias: str, mine: str | None) -> None:
+        self.conn = connections[alias]
+        self.alias = alias
+        self.mine = mine
+        self.deployments: list[str] = []
+        self.cutoff: datetime | None = None
+        self.held: list[int] = []
+
+    def __enter__(self) -> "_Adopted":
+        from .models import OutboxEvent
+        from .outbox_relay import LEADER_KEY
+
+        if self.mine is None:
+            return self
+        self.cutoff = datetime.now(UTC) - timedelta(seconds=rt_settings.OUTBOX_ORPHAN_AFTER)
+        candidates = list(
+            OutboxEvent.objects.using(self.alias)
+            .filter(published_at__isnull=True, created_at__lt=self.cutoff, deployment__gt="")
+            .exclude(deployment=self.mine).values_list("deployment", flat=True).distinct()[: self.MAX]
+        )
+        if self.conn.vendor != "postgresql":
+            self.deployments = candidates  # one process is assumed: nobody else relays
+            return self
+        for theirs in candidates:
+            keys = [lock_key(RELAY_KEY, theirs), lock_key(LEADER_KEY, theirs)]
+            with self.conn.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s), pg_try_advisory_lock(%s)", keys)
+                got = [key for key, ok in zip(keys, cursor.fetchone()) if ok]
+            if len(got) == len(keys):
+                self.held += got
+                self.deployments.append(theirs)
+            else:
+                self._unlock(got)  # it has a relay, or a sender at work: its rows are its own
+        return self
+
+    def __exit__(self, *exc) -> None:
+        held, self.held = self.held, []
+        self._unlock(held)
+
+    def _unlock(self, keys: list[int]) -> None:
+        if keys:
+            with self.conn.cursor() as cursor:
+                cursor.execute("SELECT " + ", ".join(["pg_advisory_unlock(%s)"] * len(keys)), keys)
 
 
 async def _send_in_order(rows) -> list[tuple[int, str | None]]:
@@ -283,10 +347,11 @@ setting_changed.connect(_settings_changed)
 
 
 def measure(using: str | None = None) -> dict:
-    """Set the backlog metrics (rows of this deployment not yet published, age of the oldest) and return them."""
+    """Set the backlog metrics (rows not yet published, of every deployment on the database: orphans
+    show; age of the oldest) and return them."""
     from .models import OutboxEvent
 
-    agg = OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).filter(_relayable(), published_at__isnull=True).aggregate(
+    agg = OutboxEvent.objects.using(using or DEFAULT_DB_ALIAS).filter(published_at__isnull=True).aggregate(
         backlog=Count("id"), oldest=Min("created_at"))
     age = (datetime.now(UTC) - agg["oldest"]).total_seconds() if agg["oldest"] else 0.0
     metrics.OUTBOX_BACKLOG.set(agg["backlog"])

@@ -45,6 +45,8 @@ def test_an_unknown_key_names_the_closest_one():
     ("RESUME_MAX_BUFFERED", "10000", "a whole number >= 1"),
     ("REDIS_POOL_SIZE", 0, "a whole number >= 1"),
     ("OUTBOX", "yes", "True or False"),
+    ("OUTBOX_ORPHAN_AFTER", -60, "a number of seconds >= 0"),
+    ("OUTBOX_ORPHAN_AFTER", "60", "a number of seconds >= 0"),
     ("ALLOWED_ORIGINS", "https://shop.example.com", "a list of strings"),
     ("TRUSTED_PROXIES", ["10.0.0.0/8", "proxy.local"], "a list of addresses or networks "
                                                        "('proxy.local' does not appear to be an IPv4 or IPv6 network)"),
@@ -61,7 +63,7 @@ def test_an_invalid_value_is_reported(name, value, expected):
 @pytest.mark.parametrize("name, value", [
     ("SOCKETIO_MAX_PENDING", None), ("TRUSTED_PROXIES", "127.0.0.1,::1"), ("PING_INTERVAL", 10),
     ("METRICS_PREFIX", "shop_"), ("REDIS_PREFIX", "staging"), ("ALLOWED_ORIGINS", ("*",)),
-    ("RESUME_MAX_BUFFERED", 1),
+    ("RESUME_MAX_BUFFERED", 1), ("OUTBOX_ORPHAN_AFTER", 300),
 ])
 def test_valid_values_pass(name, value):
     with override_settings(REALTIME={name: value}):

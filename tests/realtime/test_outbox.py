@@ -98,12 +98,15 @@ async def test_a_rolled_back_transaction_leaves_no_row(relay_only):
     assert await database_sync_to_async(OutboxEvent.objects.count)() == 0
 
 
-async def test_a_failed_send_is_retried_with_the_same_event_id(relay_only, settings, make_user, token, connect):
+@pytest.mark.redis
+async def test_a_failed_send_is_retried_with_the_same_event_id(relay_only, settings, redis_layer, layer_prefix,
+                                                               make_user, token, connect):
     sock = await subscriber(make_user, token, connect)
-    listening = channel_layers["default"]  # the in-memory layer the in-process hub listens on
-    settings.CHANNEL_LAYERS = {"default": {
+    listening = channel_layers["default"]  # the layer the in-process hub listens on
+    settings.CHANNEL_LAYERS = {"default": {  # the same deployment (prefix), its Redis unreachable
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}],
+                   "prefix": layer_prefix},
     }}
     settings.REALTIME = {**settings.REALTIME, "PUBLISH_TIMEOUT": 1.0}
     channel_layers.backends.clear()
@@ -148,7 +151,7 @@ def test_a_relay_of_another_deployment_on_the_same_database_leaves_the_rows_alon
     mine = publish("inventory:updated", {"of": "first"}, ["inventory:all"])
     on(second)
     theirs = publish("inventory:updated", {"of": "second"}, ["inventory:all"])
-    assert outbox.measure()["backlog"] == 1  # its own rows only
+    assert outbox.measure()["backlog"] == 2  # the gauge counts every deployment's rows
     assert outbox.relay_once() == 1
     assert OutboxEvent.objects.get(event_id=theirs.id).published_at is not None
     assert OutboxEvent.objects.get(event_id=mine.id).published_at is None
@@ -161,6 +164,72 @@ def test_a_relay_of_another_deployment_on_the_same_database_leaves_the_rows_alon
     finally:
         other.close()
     assert OutboxEvent.objects.get(event_id=mine.id).published_at is not None
+
+
+def stored_by(event, prefix: str, age: float = 0.0) -> None:
+    """Make ``event``'s row one another deployment (channel-layer ``prefix``) stored ``age`` seconds ago."""
+    OutboxEvent.objects.filter(event_id=event.id).update(
+        deployment=prefix, created_at=datetime.now(UTC) - timedelta(seconds=age))
+
+
+def published(event) -> bool:
+    return OutboxEvent.objects.get(event_id=event.id).published_at is not None
+
+
+def test_a_process_without_a_prefix_sends_no_other_deployments_rows(relay_only, settings):
+    """The in-memory layer (a shell or cron job without REDIS_URL): its relay and fast path send only
+    rows stored without a prefix, never a deployment's (they would be lost in its own layer), not
+    even orphans; before, it selected every row (docs/design.md#outbox)."""
+    assert outbox.deployment() is None
+    theirs = publish("inventory:updated", {"of": "theirs"}, ["inventory:all"])
+    stored_by(theirs, "rtdeployment01", age=3600)
+    mine = publish("inventory:updated", {"of": "mine"}, ["inventory:all"])
+    assert outbox.relay_once() == 1
+    assert published(mine) and not published(theirs)
+    settings.REALTIME = {**settings.REALTIME, "OUTBOX_SEND_ON_COMMIT": True}
+    assert published(publish("inventory:updated", {"of": "mine"}, ["inventory:all"]))  # the fast path
+    assert not published(theirs)
+
+
+async def test_a_relay_sends_the_old_rows_of_a_deployment_left_without_a_relay(
+        relay_only, redis_layer, layer_prefix, make_user, token, connect):
+    """A rollout changed the prefix (Redis database, REDIS_PREFIX, database host): rows of the old
+    one, older than OUTBOX_ORPHAN_AFTER, are sent by this deployment's relay, in commit order, once
+    no process of the old one relays (holds its leader lock); its fresh rows are left alone. Before,
+    nobody ever sent them (docs/design.md#outbox, "Orphaned rows")."""
+    sock = await subscriber(make_user, token, connect)
+    stale = f"{layer_prefix}old"
+    write = database_sync_to_async(lambda n: publish("inventory:updated", {"n": n}, ["inventory:all"]))
+    orphan, fresh = await write(1), await write(2)
+    await database_sync_to_async(stored_by)(orphan, stale, age=120)
+    await database_sync_to_async(stored_by)(fresh, stale)
+    own = await write(3)
+
+    def with_their_relay_alive() -> int:
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [outbox.lock_key(outbox_relay.LEADER_KEY, stale)])
+            return outbox.relay_once()
+        finally:
+            other.close()
+
+    assert await database_sync_to_async(with_their_relay_alive)() == 1  # its own row only
+    assert (await sock.receive_event("inventory:updated", timeout=10))["data"] == {"n": 3}
+    later = await write(4)
+    assert await relay() == 2
+    assert [(await sock.receive_event("inventory:updated", timeout=10))["data"]["n"] for _ in range(2)] == [1, 4]
+    assert await sock.nothing(0.3)
+    done = await database_sync_to_async(lambda: {e.id: published(e) for e in (orphan, fresh, own, later)})()
+    assert done == {orphan.id: True, fresh.id: False, own.id: True, later.id: True}
+
+
+def test_the_backlog_counts_every_deployments_rows(relay_only, redis_layer):
+    """An operator sees rows no relay sends (another prefix's) in the gauges."""
+    publish("inventory:updated", {}, ["inventory:all"])
+    stored_by(publish("inventory:updated", {}, ["inventory:all"]), "rtelsewhere01", age=30)
+    measured = outbox.measure()
+    assert measured["backlog"] == 2 and measured["oldest_age"] >= 30
 
 
 def test_backlog_metrics_and_pruning(relay_only, settings):
