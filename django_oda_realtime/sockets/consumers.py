@@ -345,8 +345,8 @@ class SocketConsumer(DirectConsumer):
             return  # for another socket of the user (a resumed session's stale one)
         if action == "close":
             reason = message.get("reason", "closed")
-            await self.send_frame(self.error_frame(ERROR, reason, message.get("message", "The connection was closed")))
-            await self.close(message.get("code", CloseCode.NORMAL), reason)
+            await self.close_with_error(reason, message.get("message", "The connection was closed"),
+                                        message.get("code", CloseCode.NORMAL))
         elif action == "recheck" and self.session is not None:
             dropped = await self.session.recheck()
             if dropped:
@@ -364,15 +364,14 @@ class SocketConsumer(DirectConsumer):
         expires_at = session.expires_at
         if expires_at is not None:
             if now >= expires_at:
-                await self.send_frame(self.error_frame(ERROR, "token_expired", "The access token has expired"))
-                await self.close(CloseCode.AUTH_EXPIRED, "token_expired")
+                await self.close_with_error("token_expired", "The access token has expired", CloseCode.AUTH_EXPIRED)
                 return
             if not session.expiry_warned and now >= expires_at - rt_settings.AUTH_EXPIRY_WARNING:
                 session.expiry_warned = True
                 await self.send_event(AUTH_EXPIRING, {"expiresAt": expires_at, "expiresIn": round(expires_at - now, 3)})
         if now - self.last_seen > self.idle_timeout:
-            await self.send_frame(self.error_frame(ERROR, "heartbeat_timeout", "No message from the client in time"))
-            await self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat_timeout")
+            await self.close_with_error("heartbeat_timeout", "No message from the client in time",
+                                        CloseCode.HEARTBEAT_TIMEOUT)
 
     # -- protocol hooks -----------------------------------------------------------
 

@@ -31,6 +31,7 @@ def reasons_in_code() -> set[str]:
     reasons |= set(re.findall(r'close\(CloseCode\.[A-Z_]+, "([a-z_]+)"', source))
     reasons |= set(re.findall(r'close_sockets\([^,]+, CloseCode\.[A-Z_]+, "([a-z_]+)"', source))
     reasons |= set(re.findall(r'REASON = "([a-z_]+)"', source))
+    reasons |= set(re.findall(r'close_with_error\(\s*"([a-z_]+)"', source))
     return reasons - {"connect_timeout"}  # a connection that never connected a namespace: nobody to tell
 
 
